@@ -1,0 +1,106 @@
+// Time is a domain type: half-open [from, to) in UTC epoch milliseconds inside,
+// IANA zones only at the edges. Windows follow local midnight, so a DST day is 23 or 25 hours.
+import { DateTime, IANAZone } from 'luxon';
+
+export const WINDOW_SIZES = ['MINUTE', 'HOUR', 'DAY', 'MONTH'] as const;
+export type WindowSize = (typeof WINDOW_SIZES)[number];
+
+export const HOUR_MS = 3_600_000;
+export const MINUTE_MS = 60_000;
+
+// RFC 3339 date-time with a mandatory offset; fractional seconds beyond milliseconds are truncated.
+const RFC3339 =
+  /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
+
+/** Earliest and latest instants meterd accepts anywhere (years 1970..9999). */
+export const MIN_TIME_MS = 0;
+export const MAX_TIME_MS = 253_402_300_799_999;
+
+export function parseInstant(text: unknown): number | undefined {
+  if (typeof text !== 'string' || text.length > 40) return undefined;
+  const m = RFC3339.exec(text);
+  if (!m) return undefined;
+  const [, y, mo, d, h, mi, s, frac, off] = m;
+  const month = Number(mo), day = Number(d), hour = Number(h), minute = Number(mi), second = Number(s);
+  if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return undefined;
+  const ms = frac ? Number(frac.slice(1, 4).padEnd(3, '0')) : 0;
+  const base = Date.UTC(Number(y), month - 1, day, hour, minute, second, ms);
+  // Date.UTC rolls 31 February into March; refuse such dates.
+  const check = new Date(base);
+  if (check.getUTCDate() !== day || check.getUTCMonth() !== month - 1) return undefined;
+  let offsetMin = 0;
+  if (off !== 'Z' && off !== 'z') {
+    const sign = off[0] === '-' ? -1 : 1;
+    const oh = Number(off.slice(1, 3)), om = Number(off.slice(4, 6));
+    if (oh > 23 || om > 59) return undefined;
+    offsetMin = sign * (oh * 60 + om);
+  }
+  const t = base - offsetMin * MINUTE_MS;
+  if (t < MIN_TIME_MS || t > MAX_TIME_MS) return undefined;
+  return t;
+}
+
+export const formatInstant = (ms: number): string => new Date(ms).toISOString();
+
+export function isValidZone(zone: unknown): zone is string {
+  return typeof zone === 'string' && zone.length <= 64 && IANAZone.isValidZone(zone);
+}
+
+export interface Window {
+  start: number;
+  end: number;
+}
+
+/** Start of the window of `size` in `zone` that contains `t`. */
+export function truncate(t: number, size: WindowSize, zone: string): number {
+  switch (size) {
+    case 'MINUTE':
+      return t - mod(t, MINUTE_MS);
+    case 'HOUR': {
+      // Local hours are not UTC hours in zones with :30 or :45 offsets.
+      const dt = DateTime.fromMillis(t, { zone });
+      return dt.startOf('hour').toMillis();
+    }
+    case 'DAY':
+      return DateTime.fromMillis(t, { zone }).startOf('day').toMillis();
+    case 'MONTH':
+      return DateTime.fromMillis(t, { zone }).startOf('month').toMillis();
+  }
+}
+
+/** The window after the one starting at `start` (local calendar arithmetic for DAY and MONTH). */
+export function nextWindowStart(start: number, size: WindowSize, zone: string): number {
+  switch (size) {
+    case 'MINUTE':
+      return start + MINUTE_MS;
+    case 'HOUR':
+      return start + HOUR_MS;
+    case 'DAY':
+      return DateTime.fromMillis(start, { zone }).plus({ days: 1 }).startOf('day').toMillis();
+    case 'MONTH':
+      return DateTime.fromMillis(start, { zone }).plus({ months: 1 }).startOf('month').toMillis();
+  }
+}
+
+/**
+ * The windows covering [from, to), clipped to the range: the first and last window may be
+ * partial when `from`/`to` fall inside a window. Without a size, one window for the whole range.
+ */
+export function windowsOf(from: number, to: number, size: WindowSize | undefined, zone: string): Window[] {
+  if (!size) return [{ start: from, end: to }];
+  const out: Window[] = [];
+  let start = truncate(from, size, zone);
+  while (start < to) {
+    const next = nextWindowStart(start, size, zone);
+    out.push({ start: Math.max(start, from), end: Math.min(next, to) });
+    start = next;
+  }
+  return out;
+}
+
+export const floorHour = (t: number) => t - mod(t, HOUR_MS);
+export const ceilHour = (t: number) => (mod(t, HOUR_MS) === 0 ? t : floorHour(t) + HOUR_MS);
+
+function mod(a: number, b: number): number {
+  return ((a % b) + b) % b;
+}

@@ -1,0 +1,69 @@
+// Group commit: appends that arrive while a commit is running wait for the next one, and the
+// next one commits them all with one fsync. Durability then costs one disk flush per group,
+// not per request.
+
+type Result<R> = R | Error;
+
+interface Pending<J, R> {
+  job: J;
+  resolve: (r: R) => void;
+  reject: (e: Error) => void;
+}
+
+export class GroupCommit<J, R> {
+  private queue: Pending<J, R>[] = [];
+  private running: Promise<void> | null = null;
+  private scheduled = false;
+
+  constructor(
+    private readonly commit: (jobs: J[]) => Result<R>[] | Promise<Result<R>[]>,
+    private readonly maxJobs = 512,
+  ) {}
+
+  submit(job: J): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.queue.push({ job, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  private schedule() {
+    if (this.scheduled || this.running) return;
+    this.scheduled = true;
+    // setImmediate lets every request already read from the sockets join this group.
+    setImmediate(() => {
+      this.scheduled = false;
+      this.running = this.flush().finally(() => {
+        this.running = null;
+        if (this.queue.length > 0) this.schedule();
+      });
+    });
+  }
+
+  private async flush() {
+    const group = this.queue.splice(0, this.maxJobs);
+    if (group.length === 0) return;
+    try {
+      const results = await this.commit(group.map((p) => p.job));
+      group.forEach((p, i) => {
+        const r = results[i];
+        if (r instanceof Error) p.reject(r);
+        else p.resolve(r);
+      });
+    } catch (e) {
+      for (const p of group) p.reject(e as Error);
+    }
+  }
+
+  /** Resolves once everything submitted so far is committed (graceful shutdown). */
+  async drain(): Promise<void> {
+    while (this.queue.length > 0 || this.running || this.scheduled) {
+      if (this.running) await this.running;
+      else await new Promise((r) => setImmediate(r));
+    }
+  }
+
+  get depth(): number {
+    return this.queue.length;
+  }
+}

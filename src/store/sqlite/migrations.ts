@@ -1,0 +1,106 @@
+import type { Migration } from '../migrations.js';
+
+export const sqliteMigrations: Migration[] = [
+  {
+    version: 1,
+    name: 'core',
+    up: `
+      CREATE TABLE tenants (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        meters_version INTEGER NOT NULL DEFAULT 0
+      );
+      CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL REFERENCES tenants(id),
+        name TEXT NOT NULL,
+        secret_hash TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        revoked_at INTEGER
+      );
+      CREATE INDEX api_keys_tenant ON api_keys(tenant_id);
+      CREATE TABLE meters (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL REFERENCES tenants(id),
+        slug TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        aggregation TEXT NOT NULL,
+        value_property TEXT,
+        group_by TEXT NOT NULL,
+        description TEXT,
+        created_at INTEGER NOT NULL,
+        UNIQUE (tenant_id, slug)
+      );
+      CREATE TABLE customers (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL REFERENCES tenants(id),
+        key TEXT NOT NULL,
+        name TEXT NOT NULL,
+        metadata TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        UNIQUE (tenant_id, key)
+      );
+      CREATE TABLE customer_subjects (
+        tenant_id TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        customer_id TEXT NOT NULL REFERENCES customers(id),
+        PRIMARY KEY (tenant_id, subject)
+      ) WITHOUT ROWID;
+      CREATE INDEX customer_subjects_customer ON customer_subjects(customer_id);
+      CREATE TABLE events (
+        seq INTEGER PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        source TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        type TEXT,
+        subject TEXT,
+        time INTEGER NOT NULL,
+        data TEXT,
+        hash TEXT NOT NULL,
+        ingested_at INTEGER NOT NULL
+      );
+      CREATE UNIQUE INDEX events_dedupe ON events(tenant_id, source, event_id);
+      CREATE INDEX events_type_time ON events(tenant_id, type, time);
+      CREATE INDEX events_time ON events(tenant_id, time);
+      CREATE TABLE rollups (
+        tenant_id TEXT NOT NULL,
+        meter_id TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        bucket INTEGER NOT NULL,
+        group_key TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        sum TEXT NOT NULL,
+        min TEXT,
+        max TEXT,
+        latest_time INTEGER NOT NULL,
+        latest_seq INTEGER NOT NULL,
+        latest_value TEXT,
+        PRIMARY KEY (tenant_id, meter_id, subject, bucket, group_key)
+      ) WITHOUT ROWID;
+      CREATE INDEX rollups_bucket ON rollups(tenant_id, meter_id, bucket);
+      CREATE TABLE rollup_uniques (
+        tenant_id TEXT NOT NULL,
+        meter_id TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        bucket INTEGER NOT NULL,
+        group_key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, meter_id, subject, bucket, group_key, value)
+      ) WITHOUT ROWID;
+      CREATE INDEX rollup_uniques_bucket ON rollup_uniques(tenant_id, meter_id, bucket);
+    `,
+    down: `
+      DROP TABLE rollup_uniques;
+      DROP TABLE rollups;
+      DROP TABLE events;
+      DROP TABLE customer_subjects;
+      DROP TABLE customers;
+      DROP TABLE meters;
+      DROP TABLE api_keys;
+      DROP TABLE tenants;
+    `,
+  },
+];

@@ -1,0 +1,476 @@
+// The embedded engine: one process, one SQLite file in WAL mode with synchronous=FULL,
+// so a commit is on disk before its promise resolves. Writers share commits (group commit).
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { AppendItem, DeltaFn, EventScan, RollupScan, Store } from '../store.js';
+import { StaleMetersError } from '../store.js';
+import type { Tenant } from '../../modules/tenants/tenants.types.js';
+import type { ApiKeyRecord } from '../../modules/api-keys/api-keys.types.js';
+import type { Meter } from '../../modules/meters/meters.types.js';
+import type { Customer } from '../../modules/customers/customers.types.js';
+import type { AppendStatus, EventCursor, EventFilter, StoredEvent } from '../../modules/events/events.types.js';
+import type { RollupDelta, RollupRow, UniqueRow } from '../../modules/usage/usage.types.js';
+import { combineDeltas, mergeInto } from '../../modules/usage/partial.js';
+import { sqliteMigrations } from './migrations.js';
+import {
+  apiKeyFromRow,
+  customerFromRow,
+  meterFromRow,
+  partialFromRow,
+  partialToColumns,
+  type ApiKeyRow,
+  type CustomerRow,
+  type MeterRow,
+  type PartialColumns,
+} from '../rows.js';
+import { GroupCommit } from '../group-commit.js';
+
+interface EventRow {
+  seq: number;
+  source: string;
+  event_id: string;
+  type: string | null;
+  subject: string | null;
+  time: number;
+  data: string | null;
+  ingested_at: number;
+}
+
+const eventFromRow = (r: EventRow): StoredEvent => ({
+  seq: r.seq,
+  source: r.source,
+  id: r.event_id,
+  type: r.type,
+  subject: r.subject,
+  time: r.time,
+  data: r.data === null ? null : JSON.parse(r.data),
+  ingestedAt: r.ingested_at,
+});
+
+interface AppendJob {
+  tenantId: string;
+  metersVersion: number;
+  items: AppendItem[];
+}
+
+export interface SqliteOptions {
+  path: string;
+  /** Page cache in MiB. */
+  cacheMiB?: number;
+}
+
+export class SqliteStore implements Store {
+  readonly engine = 'sqlite' as const;
+  private readonly db: Database.Database;
+  private prepared?: ReturnType<SqliteStore['prepare']>;
+  private readonly commits: GroupCommit<AppendJob, AppendStatus[]>;
+
+  constructor(opts: SqliteOptions) {
+    if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true });
+    this.db = new Database(opts.path);
+    this.db.pragma('journal_mode = WAL');
+    // FULL: the WAL is fsynced at every commit, so an acknowledged event survives a power cut.
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma(`cache_size = -${(opts.cacheMiB ?? 64) * 1024}`);
+    this.commits = new GroupCommit((jobs) => this.commitJobs(jobs));
+  }
+
+  private get s() {
+    if (!this.prepared) this.prepared = this.prepare();
+    return this.prepared;
+  }
+
+  private prepare() {
+    const db = this.db;
+    return {
+      metersVersion: db.prepare<[string], { meters_version: number }>('SELECT meters_version FROM tenants WHERE id = ?'),
+      insertEvent: db.prepare(
+        `INSERT INTO events (tenant_id, source, event_id, type, subject, time, data, hash, ingested_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, source, event_id) DO NOTHING`,
+      ),
+      eventHash: db.prepare<[string, string, string], { hash: string }>(
+        'SELECT hash FROM events WHERE tenant_id = ? AND source = ? AND event_id = ?',
+      ),
+      getRollup: db.prepare<[string, string, string, number, string], PartialColumns>(
+        `SELECT count, sum, min, max, latest_time, latest_seq, latest_value FROM rollups
+         WHERE tenant_id = ? AND meter_id = ? AND subject = ? AND bucket = ? AND group_key = ?`,
+      ),
+      putRollup: db.prepare(
+        `INSERT OR REPLACE INTO rollups (tenant_id, meter_id, subject, bucket, group_key, count, sum, min, max, latest_time, latest_seq, latest_value)
+         VALUES (@tenant_id, @meter_id, @subject, @bucket, @group_key, @count, @sum, @min, @max, @latest_time, @latest_seq, @latest_value)`,
+      ),
+      putUnique: db.prepare(
+        `INSERT OR IGNORE INTO rollup_uniques (tenant_id, meter_id, subject, bucket, group_key, value) VALUES (?, ?, ?, ?, ?, ?)`,
+      ),
+    };
+  }
+
+  async migrate(): Promise<void> {
+    this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+    const done = new Set(this.db.prepare<[], { version: number }>('SELECT version FROM schema_migrations').all().map((r) => r.version));
+    for (const m of sqliteMigrations) {
+      if (done.has(m.version)) continue;
+      this.db.transaction(() => {
+        this.db.exec(m.up);
+        this.db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
+      }).immediate();
+    }
+    this.prepared = undefined;
+  }
+
+  async migrateDown(): Promise<void> {
+    this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+    const done = new Set(this.db.prepare<[], { version: number }>('SELECT version FROM schema_migrations').all().map((r) => r.version));
+    for (const m of [...sqliteMigrations].reverse()) {
+      if (!done.has(m.version)) continue;
+      this.db.transaction(() => {
+        this.db.exec(m.down);
+        this.db.prepare('DELETE FROM schema_migrations WHERE version = ?').run(m.version);
+      }).immediate();
+    }
+    this.prepared = undefined;
+  }
+
+  async ping(): Promise<void> {
+    this.db.prepare('SELECT 1').get();
+  }
+
+  async close(): Promise<void> {
+    await this.commits.drain();
+    if (this.db.open) this.db.close();
+  }
+
+  /** Runs SQLite's integrity check; 'ok' when the file is sound. */
+  integrityCheck(): string {
+    return String(this.db.pragma('integrity_check', { simple: true }));
+  }
+
+  // tenants
+
+  async createTenant(t: Tenant): Promise<boolean> {
+    const r = this.db.prepare('INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING').run(t.id, t.name, t.createdAt);
+    return r.changes === 1;
+  }
+
+  async getTenant(id: string): Promise<Tenant | undefined> {
+    const r = this.db.prepare<[string], { id: string; name: string; created_at: number }>('SELECT id, name, created_at FROM tenants WHERE id = ?').get(id);
+    return r && { id: r.id, name: r.name, createdAt: r.created_at };
+  }
+
+  async listTenants(): Promise<Tenant[]> {
+    return this.db
+      .prepare<[], { id: string; name: string; created_at: number }>('SELECT id, name, created_at FROM tenants ORDER BY id')
+      .all()
+      .map((r) => ({ id: r.id, name: r.name, createdAt: r.created_at }));
+  }
+
+  // api keys
+
+  async insertApiKey(k: ApiKeyRecord): Promise<void> {
+    this.db
+      .prepare('INSERT INTO api_keys (id, tenant_id, name, secret_hash, scopes, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(k.id, k.tenantId, k.name, k.secretHash, k.scopes.join(','), k.createdAt, k.revokedAt);
+  }
+
+  async getApiKey(id: string): Promise<ApiKeyRecord | undefined> {
+    const r = this.db.prepare<[string], ApiKeyRow>('SELECT * FROM api_keys WHERE id = ?').get(id);
+    return r && apiKeyFromRow(r);
+  }
+
+  async listApiKeys(tenantId: string): Promise<ApiKeyRecord[]> {
+    return this.db.prepare<[string], ApiKeyRow>('SELECT * FROM api_keys WHERE tenant_id = ? ORDER BY created_at, id').all(tenantId).map(apiKeyFromRow);
+  }
+
+  async revokeApiKey(tenantId: string, id: string, at: number): Promise<boolean> {
+    const r = this.db.prepare('UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE tenant_id = ? AND id = ?').run(at, tenantId, id);
+    return r.changes === 1;
+  }
+
+  // meters
+
+  async createMeter(meter: Meter, backfill: DeltaFn): Promise<'created' | 'exists'> {
+    return this.db
+      .transaction((): 'created' | 'exists' => {
+        const r = this.db
+          .prepare(
+            `INSERT INTO meters (id, tenant_id, slug, event_type, aggregation, value_property, group_by, description, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, slug) DO NOTHING`,
+          )
+          .run(meter.id, meter.tenantId, meter.slug, meter.eventType, meter.aggregation, meter.valueProperty, JSON.stringify(meter.groupBy), meter.description, meter.createdAt);
+        if (r.changes === 0) return 'exists';
+        this.db.prepare('UPDATE tenants SET meters_version = meters_version + 1 WHERE id = ?').run(meter.tenantId);
+        this.backfillSync(meter.tenantId, meter.eventType, backfill);
+        return 'created';
+      })
+      .immediate();
+  }
+
+  private backfillSync(tenantId: string, eventType: string, backfill: DeltaFn) {
+    const page = this.db.prepare<[string, string, number], EventRow>(
+      `SELECT seq, source, event_id, type, subject, time, data, ingested_at FROM events
+       WHERE tenant_id = ? AND type = ? AND seq > ? ORDER BY seq LIMIT 5000`,
+    );
+    let after = 0;
+    for (;;) {
+      const rows = page.all(tenantId, eventType, after);
+      if (rows.length === 0) break;
+      const deltas: RollupDelta[] = [];
+      for (const r of rows) {
+        for (const d of backfill(eventFromRow(r))) {
+          d.partial.latestSeq = r.seq;
+          deltas.push(d);
+        }
+      }
+      this.applyDeltas(tenantId, deltas);
+      after = rows[rows.length - 1].seq;
+    }
+  }
+
+  async getMeter(tenantId: string, slug: string): Promise<Meter | undefined> {
+    const r = this.db.prepare<[string, string], MeterRow>('SELECT * FROM meters WHERE tenant_id = ? AND slug = ?').get(tenantId, slug);
+    return r && meterFromRow(r);
+  }
+
+  async listMeters(tenantId: string): Promise<{ version: number; meters: Meter[] }> {
+    return this.db.transaction(() => {
+      const v = this.s.metersVersion.get(tenantId);
+      const meters = this.db.prepare<[string], MeterRow>('SELECT * FROM meters WHERE tenant_id = ? ORDER BY slug').all(tenantId).map(meterFromRow);
+      return { version: v?.meters_version ?? 0, meters };
+    })();
+  }
+
+  async deleteMeter(tenantId: string, slug: string): Promise<boolean> {
+    return this.db
+      .transaction(() => {
+        const m = this.db.prepare<[string, string], { id: string }>('SELECT id FROM meters WHERE tenant_id = ? AND slug = ?').get(tenantId, slug);
+        if (!m) return false;
+        this.db.prepare('DELETE FROM rollups WHERE tenant_id = ? AND meter_id = ?').run(tenantId, m.id);
+        this.db.prepare('DELETE FROM rollup_uniques WHERE tenant_id = ? AND meter_id = ?').run(tenantId, m.id);
+        this.db.prepare('DELETE FROM meters WHERE id = ?').run(m.id);
+        this.db.prepare('UPDATE tenants SET meters_version = meters_version + 1 WHERE id = ?').run(tenantId);
+        return true;
+      })
+      .immediate();
+  }
+
+  // customers
+
+  private subjectsOf(customerId: string): string[] {
+    return this.db
+      .prepare<[string], { subject: string }>('SELECT subject FROM customer_subjects WHERE customer_id = ? ORDER BY subject')
+      .all(customerId)
+      .map((r) => r.subject);
+  }
+
+  private claimSubjects(c: Customer): string | undefined {
+    const owner = this.db.prepare<[string, string], { customer_id: string }>('SELECT customer_id FROM customer_subjects WHERE tenant_id = ? AND subject = ?');
+    for (const s of c.subjects) {
+      const o = owner.get(c.tenantId, s);
+      if (o && o.customer_id !== c.id) return s;
+    }
+    this.db.prepare('DELETE FROM customer_subjects WHERE customer_id = ?').run(c.id);
+    const ins = this.db.prepare('INSERT INTO customer_subjects (tenant_id, subject, customer_id) VALUES (?, ?, ?)');
+    for (const s of c.subjects) ins.run(c.tenantId, s, c.id);
+    return undefined;
+  }
+
+  async createCustomer(c: Customer) {
+    return subjectConflict(() => this.db
+      .transaction((): 'created' | { conflict: 'key' | 'subject'; subject?: string } => {
+        const r = this.db
+          .prepare(
+            `INSERT INTO customers (id, tenant_id, key, name, metadata, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, key) DO NOTHING`,
+          )
+          .run(c.id, c.tenantId, c.key, c.name, JSON.stringify(c.metadata), c.createdAt, c.updatedAt);
+        if (r.changes === 0) return { conflict: 'key' };
+        const taken = this.claimSubjects(c);
+        if (taken !== undefined) throw new SubjectTaken(taken);
+        return 'created';
+      })
+      .immediate());
+  }
+
+  async getCustomer(tenantId: string, key: string): Promise<Customer | undefined> {
+    const r = this.db.prepare<[string, string], CustomerRow>('SELECT * FROM customers WHERE tenant_id = ? AND key = ?').get(tenantId, key);
+    return r && customerFromRow(r, this.subjectsOf(r.id));
+  }
+
+  async listCustomers(tenantId: string, afterKey: string | undefined, limit: number): Promise<Customer[]> {
+    return this.db
+      .prepare<[string, string, number], CustomerRow>('SELECT * FROM customers WHERE tenant_id = ? AND key > ? ORDER BY key LIMIT ?')
+      .all(tenantId, afterKey ?? '', limit)
+      .map((r) => customerFromRow(r, this.subjectsOf(r.id)));
+  }
+
+  async updateCustomer(c: Customer) {
+    return subjectConflict(() => this.db
+      .transaction((): 'updated' | 'missing' | { conflict: 'subject'; subject: string } => {
+        const r = this.db
+          .prepare('UPDATE customers SET name = ?, metadata = ?, updated_at = ? WHERE tenant_id = ? AND id = ?')
+          .run(c.name, JSON.stringify(c.metadata), c.updatedAt, c.tenantId, c.id);
+        if (r.changes === 0) return 'missing';
+        const taken = this.claimSubjects(c);
+        if (taken !== undefined) throw new SubjectTaken(taken);
+        return 'updated';
+      })
+      .immediate());
+  }
+
+  async customersOfSubjects(tenantId: string, subjects?: string[]): Promise<Map<string, string>> {
+    const rows = this.db
+      .prepare<[string], { subject: string; key: string }>(
+        `SELECT s.subject, c.key FROM customer_subjects s JOIN customers c ON c.id = s.customer_id WHERE s.tenant_id = ?`,
+      )
+      .all(tenantId);
+    const wanted = subjects && new Set(subjects);
+    const out = new Map<string, string>();
+    for (const r of rows) if (!wanted || wanted.has(r.subject)) out.set(r.subject, r.key);
+    return out;
+  }
+
+  // events
+
+  appendEvents(tenantId: string, metersVersion: number, items: AppendItem[]): Promise<AppendStatus[]> {
+    return this.commits.submit({ tenantId, metersVersion, items });
+  }
+
+  /** One transaction, one fsync, for every append that queued while the last commit ran. */
+  private commitJobs(jobs: AppendJob[]): Array<AppendStatus[] | Error> {
+    const s = this.s;
+    const now = Date.now();
+    return this.db
+      .transaction(() =>
+        jobs.map((job): AppendStatus[] | Error => {
+          const current = s.metersVersion.get(job.tenantId)?.meters_version ?? 0;
+          if (current !== job.metersVersion) return new StaleMetersError();
+          const statuses: AppendStatus[] = [];
+          const deltas: RollupDelta[] = [];
+          for (const { event: e, deltas: ds } of job.items) {
+            const r = s.insertEvent.run(job.tenantId, e.source, e.id, e.type, e.subject, e.time, e.dataJson, e.hash, now);
+            if (r.changes === 1) {
+              statuses.push('accepted');
+              const seq = Number(r.lastInsertRowid);
+              for (const d of ds) {
+                d.partial.latestSeq = seq;
+                deltas.push(d);
+              }
+            } else {
+              const existing = s.eventHash.get(job.tenantId, e.source, e.id);
+              statuses.push(existing?.hash === e.hash ? 'duplicate' : 'conflict');
+            }
+          }
+          this.applyDeltas(job.tenantId, deltas);
+          return statuses;
+        }),
+      )
+      .immediate();
+  }
+
+  private applyDeltas(tenantId: string, deltas: RollupDelta[]) {
+    if (deltas.length === 0) return;
+    const s = this.s;
+    const { rollups, uniques } = combineDeltas(deltas);
+    for (const d of rollups) {
+      const cur = s.getRollup.get(tenantId, d.meterId, d.subject, d.bucket, d.groupKey);
+      const merged = cur ? mergeInto(partialFromRow(cur), d.partial) : d.partial;
+      s.putRollup.run({ tenant_id: tenantId, meter_id: d.meterId, subject: d.subject, bucket: d.bucket, group_key: d.groupKey, ...partialToColumns(merged) });
+    }
+    for (const d of uniques) s.putUnique.run(tenantId, d.meterId, d.subject, d.bucket, d.groupKey, d.unique!);
+  }
+
+  async listEvents(tenantId: string, f: EventFilter, cursor: EventCursor | undefined, limit: number): Promise<StoredEvent[]> {
+    const where = ['tenant_id = @tenant'];
+    if (f.subject !== undefined) where.push('subject = @subject');
+    if (f.type !== undefined) where.push('type = @type');
+    if (f.from !== undefined) where.push('time >= @from');
+    if (f.to !== undefined) where.push('time < @to');
+    if (cursor) where.push('(time < @ctime OR (time = @ctime AND seq < @cseq))');
+    const sql = `SELECT seq, source, event_id, type, subject, time, data, ingested_at FROM events
+      WHERE ${where.join(' AND ')} ORDER BY time DESC, seq DESC LIMIT @limit`;
+    return this.db
+      .prepare<Record<string, unknown>, EventRow>(sql)
+      .all({ tenant: tenantId, subject: f.subject, type: f.type, from: f.from, to: f.to, ctime: cursor?.time, cseq: cursor?.seq, limit })
+      .map(eventFromRow);
+  }
+
+  async scanEvents(tenantId: string, scan: EventScan): Promise<StoredEvent[]> {
+    const params: unknown[] = [tenantId, scan.type, scan.from, scan.to, scan.afterSeq ?? 0];
+    let subjectClause = '';
+    if (scan.subjects) {
+      subjectClause = `AND subject IN (SELECT value FROM json_each(?))`;
+      params.push(JSON.stringify(scan.subjects));
+    }
+    params.push(scan.limit);
+    return this.db
+      .prepare<unknown[], EventRow>(
+        `SELECT seq, source, event_id, type, subject, time, data, ingested_at FROM events
+         WHERE tenant_id = ? AND type = ? AND time >= ? AND time < ? AND seq > ? ${subjectClause}
+         ORDER BY seq LIMIT ?`,
+      )
+      .all(...params)
+      .map(eventFromRow);
+  }
+
+  // rollups
+
+  async readRollups(tenantId: string, scan: RollupScan): Promise<RollupRow[]> {
+    const { sql, params } = rollupQuery('rollups', 'subject, bucket, group_key, count, sum, min, max, latest_time, latest_seq, latest_value', tenantId, scan);
+    return this.db
+      .prepare<unknown[], PartialColumns & { subject: string; bucket: number; group_key: string }>(sql)
+      .all(...params)
+      .map((r) => ({ subject: r.subject, bucket: r.bucket, groupKey: r.group_key, partial: partialFromRow(r) }));
+  }
+
+  async readUniques(tenantId: string, scan: RollupScan): Promise<UniqueRow[]> {
+    const { sql, params } = rollupQuery('rollup_uniques', 'subject, bucket, group_key, value', tenantId, scan);
+    return this.db
+      .prepare<unknown[], { subject: string; bucket: number; group_key: string; value: string }>(sql)
+      .all(...params)
+      .map((r) => ({ subject: r.subject, bucket: r.bucket, groupKey: r.group_key, value: r.value }));
+  }
+
+  async rebuildRollups(tenantId: string, meterId: string, backfill: DeltaFn): Promise<void> {
+    const m = this.db.prepare<[string, string], { event_type: string }>('SELECT event_type FROM meters WHERE tenant_id = ? AND id = ?').get(tenantId, meterId);
+    if (!m) return;
+    this.db
+      .transaction(() => {
+        this.db.prepare('DELETE FROM rollups WHERE tenant_id = ? AND meter_id = ?').run(tenantId, meterId);
+        this.db.prepare('DELETE FROM rollup_uniques WHERE tenant_id = ? AND meter_id = ?').run(tenantId, meterId);
+        this.backfillSync(tenantId, m.event_type, backfill);
+      })
+      .immediate();
+  }
+}
+
+/** Thrown inside a transaction to roll it back when a subject belongs to another customer. */
+export class SubjectTaken extends Error {
+  constructor(readonly subject: string) {
+    super(`subject ${subject} is owned by another customer`);
+  }
+}
+
+function subjectConflict<T>(run: () => T): T | { conflict: 'subject'; subject: string } {
+  try {
+    return run();
+  } catch (e) {
+    if (e instanceof SubjectTaken) return { conflict: 'subject', subject: e.subject };
+    throw e;
+  }
+}
+
+function rollupQuery(table: string, columns: string, tenantId: string, scan: RollupScan) {
+  const params: unknown[] = [tenantId, scan.meterId, scan.fromBucket, scan.toBucket];
+  let subjectClause = '';
+  if (scan.subjects) {
+    subjectClause = 'AND subject IN (SELECT value FROM json_each(?))';
+    params.push(JSON.stringify(scan.subjects));
+  }
+  return {
+    sql: `SELECT ${columns} FROM ${table} WHERE tenant_id = ? AND meter_id = ? AND bucket >= ? AND bucket < ? ${subjectClause}`,
+    params,
+  };
+}

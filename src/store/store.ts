@@ -1,0 +1,104 @@
+// The storage interface, shaped like the domain. One implementation per engine
+// (store/sqlite, store/postgres), picked in store/index.ts, and one conformance suite
+// (test/conformance) that every engine passes.
+import type { Tenant } from '../modules/tenants/tenants.types.js';
+import type { ApiKeyRecord } from '../modules/api-keys/api-keys.types.js';
+import type { Meter } from '../modules/meters/meters.types.js';
+import type { Customer } from '../modules/customers/customers.types.js';
+import type {
+  AppendStatus,
+  EventCursor,
+  EventFilter,
+  NewEvent,
+  StoredEvent,
+} from '../modules/events/events.types.js';
+import type { RollupDelta, RollupRow, UniqueRow } from '../modules/usage/usage.types.js';
+
+export type Engine = 'sqlite' | 'postgres';
+
+/** An event to append with the rollup contributions it makes if it is newly accepted. */
+export interface AppendItem {
+  event: NewEvent;
+  deltas: RollupDelta[];
+}
+
+/** Computes an already stored event's contributions to one meter (backfill, reconcile). */
+export type DeltaFn = (event: StoredEvent) => RollupDelta[];
+
+/** Thrown by appendEvents when the meters changed since the caller computed its deltas. */
+export class StaleMetersError extends Error {
+  constructor() {
+    super('meters changed; recompute rollup deltas');
+  }
+}
+
+export interface RollupScan {
+  meterId: string;
+  /** Inclusive first and exclusive last UTC hour bucket. */
+  fromBucket: number;
+  toBucket: number;
+  /** Only these subjects (undefined: all). */
+  subjects?: string[];
+}
+
+export interface EventScan {
+  type: string;
+  from: number;
+  to: number;
+  subjects?: string[];
+  /** Resume after this sequence number (exclusive). */
+  afterSeq?: number;
+  limit: number;
+}
+
+export interface Store {
+  readonly engine: Engine;
+
+  migrate(): Promise<void>;
+  /** Reverts every migration (used by the migration test). */
+  migrateDown(): Promise<void>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+
+  // tenants
+  createTenant(tenant: Tenant): Promise<boolean>;
+  getTenant(id: string): Promise<Tenant | undefined>;
+  listTenants(): Promise<Tenant[]>;
+
+  // api keys
+  insertApiKey(key: ApiKeyRecord): Promise<void>;
+  getApiKey(id: string): Promise<ApiKeyRecord | undefined>;
+  listApiKeys(tenantId: string): Promise<ApiKeyRecord[]>;
+  revokeApiKey(tenantId: string, id: string, at: number): Promise<boolean>;
+
+  // meters: creating or deleting one changes the tenant's meters version
+  /** Inserts the meter and backfills its rollups from stored events in one transaction. */
+  createMeter(meter: Meter, backfill: DeltaFn): Promise<'created' | 'exists'>;
+  getMeter(tenantId: string, slug: string): Promise<Meter | undefined>;
+  listMeters(tenantId: string): Promise<{ version: number; meters: Meter[] }>;
+  deleteMeter(tenantId: string, slug: string): Promise<boolean>;
+
+  // customers
+  createCustomer(customer: Customer): Promise<'created' | { conflict: 'key' | 'subject'; subject?: string }>;
+  getCustomer(tenantId: string, key: string): Promise<Customer | undefined>;
+  listCustomers(tenantId: string, afterKey: string | undefined, limit: number): Promise<Customer[]>;
+  updateCustomer(customer: Customer): Promise<'updated' | 'missing' | { conflict: 'subject'; subject: string }>;
+  /** subject -> customer key, for the given subjects (all owned subjects when undefined). */
+  customersOfSubjects(tenantId: string, subjects?: string[]): Promise<Map<string, string>>;
+
+  // events
+  /**
+   * Appends events exactly once per (tenant, source, id), durably: the promise resolves only
+   * after the commit is on disk. Deltas of newly accepted events are applied in the same
+   * transaction. Throws StaleMetersError when `metersVersion` is no longer current.
+   */
+  appendEvents(tenantId: string, metersVersion: number, items: AppendItem[]): Promise<AppendStatus[]>;
+  listEvents(tenantId: string, filter: EventFilter, cursor: EventCursor | undefined, limit: number): Promise<StoredEvent[]>;
+  scanEvents(tenantId: string, scan: EventScan): Promise<StoredEvent[]>;
+
+  // rollups
+  readRollups(tenantId: string, scan: RollupScan): Promise<RollupRow[]>;
+  readUniques(tenantId: string, scan: RollupScan): Promise<UniqueRow[]>;
+  /** Replaces a meter's rollups with ones recomputed from raw events (meterd reconcile --fix). */
+  rebuildRollups(tenantId: string, meterId: string, backfill: DeltaFn): Promise<void>;
+}
