@@ -86,11 +86,11 @@ export function nextWindowStart(start: number, size: WindowSize, zone: string): 
  * The windows covering [from, to), clipped to the range: the first and last window may be
  * partial when `from`/`to` fall inside a window. Without a size, one window for the whole range.
  */
-export function windowsOf(from: number, to: number, size: WindowSize | undefined, zone: string): Window[] {
+export function windowsOf(from: number, to: number, size: WindowSize | undefined, zone: string, max = Infinity): Window[] {
   if (!size) return [{ start: from, end: to }];
   const out: Window[] = [];
   let start = truncate(from, size, zone);
-  while (start < to) {
+  while (start < to && out.length < max) {
     const next = nextWindowStart(start, size, zone);
     out.push({ start: Math.max(start, from), end: Math.min(next, to) });
     start = next;

@@ -99,6 +99,13 @@ export interface Store {
   // rollups
   readRollups(tenantId: string, scan: RollupScan): Promise<RollupRow[]>;
   readUniques(tenantId: string, scan: RollupScan): Promise<UniqueRow[]>;
+  /**
+   * Runs fn while holding a lock named `key` in this tenant, across every process on this
+   * database (an advisory lock on PostgreSQL, in-process on SQLite, which has one writer process).
+   * For read-then-append rules such as "debit only if the balance covers it".
+   */
+  withLock<T>(tenantId: string, key: string, fn: () => Promise<T>): Promise<T>;
+
   /** Replaces a meter's rollups with ones recomputed from raw events (meterd reconcile --fix). */
   rebuildRollups(tenantId: string, meterId: string, backfill: DeltaFn): Promise<void>;
 }

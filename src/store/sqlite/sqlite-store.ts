@@ -433,6 +433,20 @@ export class SqliteStore implements Store {
       .map((r) => ({ subject: r.subject, bucket: r.bucket, groupKey: r.group_key, value: r.value }));
   }
 
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  async withLock<T>(tenantId: string, key: string, fn: () => Promise<T>): Promise<T> {
+    const name = `${tenantId}\u0000${key}`;
+    const previous = this.locks.get(name) ?? Promise.resolve();
+    const run = previous.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.locks.set(name, tail);
+    tail.then(() => {
+      if (this.locks.get(name) === tail) this.locks.delete(name);
+    });
+    return run;
+  }
+
   async rebuildRollups(tenantId: string, meterId: string, backfill: DeltaFn): Promise<void> {
     const m = this.db.prepare<[string, string], { event_type: string }>('SELECT event_type FROM meters WHERE tenant_id = ? AND id = ?').get(tenantId, meterId);
     if (!m) return;

@@ -1,0 +1,44 @@
+// Configuration: one schema, parsed once at start, failing fast with a clear message.
+// Nothing else reads process.env.
+import { Type, type Static } from 'typebox';
+import { Value } from 'typebox/value';
+
+const Int = (def: number, min: number, max: number, description: string) =>
+  Type.Integer({ default: def, minimum: min, maximum: max, description });
+
+export const ConfigSchema = Type.Object({
+  PORT: Int(8080, 0, 65535, 'HTTP port'),
+  HOST: Type.String({ default: '0.0.0.0', description: 'HTTP bind address' }),
+  DATABASE_URL: Type.String({ default: 'sqlite:./data/meterd.db', description: 'sqlite:<path> or postgres://…' }),
+  METERD_ADMIN_KEY: Type.Optional(Type.String({ minLength: 16, description: 'seeds an admin API key for tenant "default" at start' })),
+  LOG_LEVEL: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], { default: 'info' }),
+  DB_POOL_SIZE: Int(10, 1, 1000, 'PostgreSQL pool size per instance'),
+  DB_STATEMENT_TIMEOUT_MS: Int(30_000, 100, 3_600_000, 'PostgreSQL statement timeout'),
+  MAX_BODY_BYTES: Int(5 * 1024 * 1024, 1024, 256 * 1024 * 1024, 'largest request body (413 above)'),
+  MAX_BATCH_EVENTS: Int(10_000, 1, 1_000_000, 'most events in one ingestion request'),
+  MAX_DATA_BYTES: Int(64 * 1024, 16, 16 * 1024 * 1024, 'largest serialised event data'),
+  MAX_DATA_DEPTH: Int(16, 1, 256, 'deepest nesting of event data'),
+  MAX_ID_LENGTH: Int(256, 8, 4096, 'longest event id, source, type, subject, key or slug'),
+  EVENT_MAX_PAST_DAYS: Int(3650, 0, 100_000, 'oldest event time accepted, in days before now'),
+  EVENT_MAX_FUTURE_MINUTES: Int(60 * 24, 0, 10_000_000, 'latest event time accepted, in minutes after now'),
+  SHUTDOWN_TIMEOUT_MS: Int(15_000, 0, 600_000, 'grace period for in-flight requests on SIGTERM'),
+});
+
+export type Config = Static<typeof ConfigSchema>;
+
+/** Parses and validates the environment; throws one message listing every bad setting. */
+export function loadConfig(env: Record<string, string | undefined> = process.env, overrides: Partial<Config> = {}): Config {
+  const raw: Record<string, unknown> = {};
+  for (const key of Object.keys(ConfigSchema.properties)) {
+    const v = env[key];
+    if (v !== undefined && v !== '') raw[key] = v;
+  }
+  const withDefaults = Value.Default(ConfigSchema, Value.Convert(ConfigSchema, raw)) as Record<string, unknown>;
+  const merged = { ...withDefaults, ...overrides };
+  const errors = [...Value.Errors(ConfigSchema, merged)];
+  if (errors.length > 0) {
+    const lines = errors.map((e) => `  ${e.instancePath.slice(1) || '(config)'}: ${e.message}`);
+    throw new Error(`invalid configuration:\n${[...new Set(lines)].join('\n')}`);
+  }
+  return merged as Config;
+}

@@ -1,0 +1,92 @@
+// Builds the HTTP server: parsers, security headers, OpenAPI, the error mapping, every route.
+import Fastify, { type FastifyInstance } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import helmet from '@fastify/helmet';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { Services } from '../main.js';
+import { errorHandler, problem, sendProblem } from './problem.js';
+import { ProblemSchema } from './schemas.js';
+import { MeterSchema } from '../modules/meters/meters.schemas.js';
+import { CustomerSchema } from '../modules/customers/customers.schemas.js';
+import { CloudEventSchema, ReceiptSchema } from '../modules/events/events.schemas.js';
+import { UsageResultSchema } from '../modules/usage/usage.routes.js';
+import { meterRoutes } from '../modules/meters/meters.routes.js';
+import { customerRoutes } from '../modules/customers/customers.routes.js';
+import { eventRoutes } from '../modules/events/events.routes.js';
+import { usageRoutes } from '../modules/usage/usage.routes.js';
+import { apiKeyRoutes } from '../modules/api-keys/api-keys.routes.js';
+import { healthRoutes } from './health.js';
+import { compatPlugins } from '../compat/index.js';
+
+export interface HttpOptions {
+  /** pino options, or false for no logs (tests). */
+  logger?: boolean | Record<string, unknown>;
+  /** Extra route plugins (the seed-API adapters). */
+  plugins?: Array<(app: FastifyInstance, s: Services) => void | Promise<void>>;
+}
+
+const JSON_TYPES = ['application/json', 'application/cloudevents+json', 'application/cloudevents-batch+json'];
+
+export async function buildHttp(s: Services, opts: HttpOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    bodyLimit: s.config.MAX_BODY_BYTES,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
+    },
+    requestIdLogLabel: 'requestId',
+    disableRequestLogging: false,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: true } },
+    return503OnClosing: true,
+    forceCloseConnections: false,
+  });
+
+  // JSON bodies are parsed by JSON.parse (amounts are checked for exactness where they are read).
+  app.removeContentTypeParser(['application/json']);
+  app.addContentTypeParser(JSON_TYPES, { parseAs: 'string' }, (_req, body, done) => {
+    if ((body as string).length === 0) return done(Object.assign(new Error('the request body is empty; a JSON body is required'), { statusCode: 400 }), undefined);
+    try {
+      done(null, JSON.parse(body as string));
+    } catch (e) {
+      done(Object.assign(new Error(`the body is not valid JSON: ${(e as Error).message}`), { statusCode: 400 }), undefined);
+    }
+  });
+
+  for (const schema of [ProblemSchema, MeterSchema, CustomerSchema, CloudEventSchema, ReceiptSchema, UsageResultSchema]) app.addSchema(schema);
+
+  await app.register(helmet, {
+    // The docs page needs its own scripts and styles; every API answer is JSON.
+    contentSecurityPolicy: { directives: { defaultSrc: ["'self'"], scriptSrc: ["'self'"], styleSrc: ["'self'", "'unsafe-inline'"], imgSrc: ["'self'", 'data:'] } },
+    hsts: false,
+  });
+  app.addHook('onSend', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+    if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'meterd', version: '0.1.0', description: 'Exact, durable usage metering. Amounts are exact decimal strings.' },
+      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'meterd API key: mk_<id>_<secret>' } } },
+      security: [{ apiKey: [] }],
+    },
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: false });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((req, reply) => sendProblem(reply, problem(404, `no route ${req.method} ${req.url.split('?')[0].slice(0, 200)}`)));
+
+  healthRoutes(app, s);
+  apiKeyRoutes(app, s);
+  meterRoutes(app, s);
+  customerRoutes(app, s);
+  eventRoutes(app, s);
+  usageRoutes(app, s);
+  for (const p of [...compatPlugins, ...(opts.plugins ?? [])]) await p(app, s);
+  return app;
+}

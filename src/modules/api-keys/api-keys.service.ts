@@ -1,0 +1,83 @@
+// API keys: "mk_<id>_<secret>". The id finds the row; only sha256(secret) is stored and it is
+// compared in constant time. The full key is shown once, at creation.
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Ctx, Scope } from '../../core/context.js';
+import { notFound, unauthenticated } from '../../core/errors.js';
+import type { Store } from '../../store/store.js';
+import type { ApiKeyRecord } from './api-keys.types.js';
+
+const KEY_PATTERN = /^mk_([A-Za-z0-9]{16})_([A-Za-z0-9_-]{43})$/;
+
+export interface CreatedKey {
+  key: string;
+  record: ApiKeyRecord;
+}
+
+export const hashSecret = (secret: string) => createHash('sha256').update(secret).digest('hex');
+
+function randomId(): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+  const bytes = randomBytes(16);
+  let s = '';
+  for (const b of bytes) s += alphabet[b % alphabet.length];
+  return s;
+}
+
+/** Splits a presented key; undefined when it is not shaped like one of ours. */
+export function parseKey(key: string): { id: string; secret: string } | undefined {
+  const m = KEY_PATTERN.exec(key);
+  return m ? { id: m[1], secret: m[2] } : undefined;
+}
+
+/** The part of a key that is safe to log or show: its id. */
+export const keyLabel = (key: string) => splitAnyKey(key).id;
+
+export class ApiKeysService {
+  constructor(private readonly store: Store) {}
+
+  async create(tenantId: string, name: string, scopes: Scope[]): Promise<CreatedKey> {
+    const id = randomId();
+    const secret = randomBytes(32).toString('base64url');
+    const record: ApiKeyRecord = { id, tenantId, name, secretHash: hashSecret(secret), scopes, createdAt: Date.now(), revokedAt: null };
+    await this.store.insertApiKey(record);
+    return { key: `mk_${id}_${secret}`, record };
+  }
+
+  /**
+   * Seeds a key chosen by the operator (METERD_ADMIN_KEY). Any string of 16+ characters works;
+   * one in meterd's own format keeps its id. Idempotent across restarts.
+   */
+  async seed(tenantId: string, name: string, scopes: Scope[], key: string): Promise<ApiKeyRecord> {
+    const { id, secret } = splitAnyKey(key);
+    const existing = await this.store.getApiKey(id);
+    if (existing) return existing;
+    const record: ApiKeyRecord = { id, tenantId, name, secretHash: hashSecret(secret), scopes, createdAt: Date.now(), revokedAt: null };
+    await this.store.insertApiKey(record);
+    return record;
+  }
+
+  /** Resolves a bearer key to its record, or throws unauthenticated. Constant-time on the secret. */
+  async authenticate(presented: string): Promise<ApiKeyRecord> {
+    const { id, secret } = splitAnyKey(presented);
+    const record = await this.store.getApiKey(id);
+    const expected = Buffer.from(record?.secretHash ?? '0'.repeat(64), 'hex');
+    const actual = Buffer.from(hashSecret(secret), 'hex');
+    const match = timingSafeEqual(expected, actual);
+    if (!record || !match) throw unauthenticated();
+    if (record.revokedAt !== null) throw unauthenticated('API key has been revoked');
+    return record;
+  }
+
+  list(ctx: Ctx) {
+    return this.store.listApiKeys(ctx.tenantId);
+  }
+
+  async revoke(ctx: Ctx, id: string): Promise<void> {
+    if (!(await this.store.revokeApiKey(ctx.tenantId, id, Date.now()))) throw notFound('API key');
+  }
+}
+
+/** Keys not in meterd's format (operator-chosen) are identified by a digest of the whole key. */
+function splitAnyKey(key: string): { id: string; secret: string } {
+  return parseKey(key) ?? { id: `x${hashSecret(`id:${key}`).slice(0, 15)}`, secret: key };
+}

@@ -1,0 +1,253 @@
+// Usage queries: windows in any IANA zone, answered from hourly rollups for whole UTC hours
+// and from raw events only for the hours a window boundary cuts (sub-hour offsets, MINUTE
+// windows, unaligned from/to). Cost grows with the windows and groups returned, not the events.
+import type { Ctx } from '../../core/context.js';
+import { validationError } from '../../core/errors.js';
+import { formatDecimal, type Decimal } from '../../core/decimal.js';
+import { HOUR_MS, ceilHour, floorHour, formatInstant, windowsOf, type Window, type WindowSize } from '../../core/time.js';
+import type { Store } from '../../store/store.js';
+import { compileMeter } from '../meters/meter-eval.js';
+import type { Meter } from '../meters/meters.types.js';
+import type { MetersService } from '../meters/meters.service.js';
+import type { CustomersService } from '../customers/customers.service.js';
+import { emptyPartial, mergeInto, valueOf } from './partial.js';
+import type { Partial } from './usage.types.js';
+
+export interface UsageQuery {
+  from: number;
+  to: number;
+  windowSize?: WindowSize;
+  windowTimeZone: string;
+  subjects?: string[];
+  customers?: string[];
+  groupBy: string[];
+  filterGroupBy: Record<string, string[]>;
+}
+
+export interface UsageRow {
+  windowStart: string;
+  windowEnd: string;
+  subject: string | null;
+  customer?: string | null;
+  groupBy: Record<string, string | null>;
+  value: string | null;
+}
+
+export interface UsageResult {
+  from: string;
+  to: string;
+  windowSize: WindowSize | null;
+  windowTimeZone: string;
+  data: UsageRow[];
+}
+
+export const MAX_WINDOWS = 50_000;
+const RAW_PAGE = 10_000;
+
+interface Cell {
+  window: number;
+  subject: string | null;
+  customer: string | null;
+  dims: Record<string, string | null>;
+  partial: Partial;
+  uniques?: Set<string>;
+}
+
+export class UsageService {
+  constructor(
+    private readonly store: Store,
+    private readonly meters: MetersService,
+    private readonly customers: CustomersService,
+  ) {}
+
+  async query(ctx: Ctx, slug: string, q: UsageQuery): Promise<UsageResult> {
+    const meter = await this.meters.get(ctx, slug);
+    return this.queryMeter(ctx, meter, q);
+  }
+
+  async queryMeter(ctx: Ctx, meter: Meter, q: UsageQuery): Promise<UsageResult> {
+    const dims = Object.keys(meter.groupBy);
+    const badGroup = q.groupBy.filter((g) => g !== 'subject' && g !== 'customer' && !dims.includes(g));
+    if (badGroup.length > 0) {
+      throw validationError(`cannot group by ${badGroup.join(', ')}`, [
+        { field: 'groupBy', message: `valid values: subject, customer${dims.map((d) => `, ${d}`).join('')}` },
+      ]);
+    }
+    const badFilter = Object.keys(q.filterGroupBy).filter((k) => !dims.includes(k));
+    if (badFilter.length > 0) {
+      throw validationError(`meter ${meter.slug} has no dimension ${badFilter.join(', ')}`, [
+        { field: 'filterGroupBy', message: `dimensions of this meter: ${dims.join(', ') || 'none'}` },
+      ]);
+    }
+    if (q.from >= q.to) throw validationError('from must be before to', [{ field: 'from', message: 'must be before to' }]);
+    const windows = windowsOf(q.from, q.to, q.windowSize, q.windowTimeZone, MAX_WINDOWS + 1);
+    if (windows.length > MAX_WINDOWS) {
+      throw validationError(`the query spans more than ${MAX_WINDOWS} windows; narrow the range or use a larger windowSize`, [{ field: 'windowSize', message: 'too many windows' }]);
+    }
+
+    // Subjects to read: the union of the subject filter and the subjects of the customer filter.
+    let subjects: string[] | undefined;
+    if (q.subjects || q.customers) {
+      const set = new Set(q.subjects ?? []);
+      for (const key of q.customers ?? []) for (const s of (await this.customers.get(ctx, key)).subjects) set.add(s);
+      subjects = [...set];
+    }
+    const owners = q.groupBy.includes('customer') ? await this.store.customersOfSubjects(ctx.tenantId, subjects) : undefined;
+
+    const bySubject = q.groupBy.includes('subject');
+    const byCustomer = q.groupBy.includes('customer');
+    const grouped = bySubject || byCustomer || dims.some((d) => q.groupBy.includes(d));
+    const keptDims = dims.filter((d) => q.groupBy.includes(d));
+    const filters = Object.entries(q.filterGroupBy).map(([k, vs]) => [k, new Set(vs)] as const);
+    const unique = meter.aggregation === 'UNIQUE_COUNT';
+
+    const cells = new Map<string, Cell>();
+    const parsedKeys = new Map<string, Record<string, string | null> | null>();
+    const projectGroup = (groupKey: string) => {
+      let p = parsedKeys.get(groupKey);
+      if (p === undefined) {
+        const all = JSON.parse(groupKey) as Record<string, string | null>;
+        p = filters.every(([k, vs]) => all[k] !== null && all[k] !== undefined && vs.has(all[k] as string)) ? all : null;
+        parsedKeys.set(groupKey, p);
+      }
+      return p;
+    };
+    const cellFor = (window: number, subject: string, groupKey: string): Cell | undefined => {
+      const all = projectGroup(groupKey);
+      if (!all) return undefined;
+      const kept: Record<string, string | null> = {};
+      for (const d of keptDims) kept[d] = all[d] ?? null;
+      const subj = bySubject ? subject : null;
+      const cust = byCustomer ? (owners!.get(subject) ?? null) : null;
+      const key = `${window}\u0000${subj ?? ''}\u0000${cust ?? '\u0001'}\u0000${keptDims.map((d) => kept[d] ?? '\u0001').join('\u0000')}`;
+      let c = cells.get(key);
+      if (!c) {
+        c = { window, subject: subj, customer: cust, dims: kept, partial: emptyPartial(), uniques: unique ? new Set() : undefined };
+        cells.set(key, c);
+      }
+      return c;
+    };
+
+    const plan = planSources(q.from, q.to, windows);
+    const locate = windowLocator(windows);
+
+    // Whole hours from rollups.
+    for (const range of plan.rollupRanges) {
+      const scan = { meterId: meter.id, fromBucket: range.start, toBucket: range.end, subjects };
+      if (unique) {
+        for (const r of await this.store.readUniques(ctx.tenantId, scan)) {
+          cellFor(locate(r.bucket), r.subject, r.groupKey)?.uniques!.add(r.value);
+        }
+      } else {
+        for (const r of await this.store.readRollups(ctx.tenantId, scan)) {
+          const c = cellFor(locate(r.bucket), r.subject, r.groupKey);
+          if (c) mergeInto(c.partial, r.partial);
+        }
+      }
+    }
+    // Cut hours from raw events.
+    const compiled = compileMeter(meter);
+    for (const range of plan.rawRanges) {
+      let afterSeq = 0;
+      for (;;) {
+        const events = await this.store.scanEvents(ctx.tenantId, { type: meter.eventType, from: range.start, to: range.end, subjects, afterSeq, limit: RAW_PAGE });
+        for (const e of events) {
+          const r = compiled.evaluate(e, e.seq);
+          if (!r.ok) continue;
+          const c = cellFor(locate(e.time), r.delta.subject, r.delta.groupKey);
+          if (!c) continue;
+          mergeInto(c.partial, r.delta.partial);
+          if (unique) c.uniques!.add(r.delta.unique!);
+        }
+        if (events.length < RAW_PAGE) break;
+        afterSeq = events[events.length - 1].seq;
+      }
+    }
+
+    // Without grouping every window answers, even an empty one; grouped rows exist only where there was usage.
+    if (!grouped) {
+      const present = new Set([...cells.values()].map((c) => c.window));
+      windows.forEach((_, i) => {
+        if (!present.has(i)) {
+          cells.set(`empty\u0000${i}`, { window: i, subject: null, customer: null, dims: {}, partial: emptyPartial(), uniques: unique ? new Set() : undefined });
+        }
+      });
+    }
+
+    const data = [...cells.values()]
+      .filter((c) => c.partial.count > 0 || !grouped)
+      .sort((a, b) => a.window - b.window || cmp(a.customer, b.customer) || cmp(a.subject, b.subject) || cmp(JSON.stringify(a.dims), JSON.stringify(b.dims)))
+      .map((c): UsageRow => {
+        const w = windows[c.window];
+        const value: Decimal | null = valueOf(meter.aggregation, c.partial, c.uniques);
+        const row: UsageRow = {
+          windowStart: formatInstant(w.start),
+          windowEnd: formatInstant(w.end),
+          subject: c.subject === '' ? null : c.subject,
+          groupBy: c.dims,
+          value: value === null ? null : formatDecimal(value),
+        };
+        if (byCustomer) row.customer = c.customer;
+        return row;
+      });
+
+    return {
+      from: formatInstant(q.from),
+      to: formatInstant(q.to),
+      windowSize: q.windowSize ?? null,
+      windowTimeZone: q.windowTimeZone,
+      data,
+    };
+  }
+}
+
+const cmp = (a: string | null, b: string | null) => (a ?? '').localeCompare(b ?? '');
+
+export interface SourcePlan {
+  rollupRanges: Window[];
+  rawRanges: Window[];
+}
+
+/** Splits [from, to) into whole UTC hours read from rollups and cut hours read from raw events. */
+export function planSources(from: number, to: number, windows: Window[]): SourcePlan {
+  const cut = new Set<number>();
+  const edges = [from, to, ...windows.map((w) => w.start)];
+  for (const t of edges) if (t % HOUR_MS !== 0) cut.add(floorHour(t));
+  const rollupRanges: Window[] = [];
+  const rawRanges: Window[] = [];
+  let h = floorHour(from);
+  const last = ceilHour(to);
+  let run: Window | null = null;
+  let rawRun: Window | null = null;
+  for (; h < last; h += HOUR_MS) {
+    if (cut.has(h)) {
+      if (run) (rollupRanges.push(run), (run = null));
+      const s = Math.max(h, from), e = Math.min(h + HOUR_MS, to);
+      if (rawRun && rawRun.end === s) rawRun.end = e;
+      else {
+        if (rawRun) rawRanges.push(rawRun);
+        rawRun = { start: s, end: e };
+      }
+    } else {
+      if (rawRun) (rawRanges.push(rawRun), (rawRun = null));
+      if (run) run.end = h + HOUR_MS;
+      else run = { start: h, end: h + HOUR_MS };
+    }
+  }
+  if (run) rollupRanges.push(run);
+  if (rawRun) rawRanges.push(rawRun);
+  return { rollupRanges, rawRanges };
+}
+
+/** Index of the window containing t (windows are sorted and contiguous). */
+function windowLocator(windows: Window[]): (t: number) => number {
+  return (t) => {
+    let lo = 0, hi = windows.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (windows[mid].start <= t) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  };
+}

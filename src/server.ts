@@ -1,0 +1,53 @@
+// Runs the HTTP server until SIGTERM/SIGINT, then shuts down gracefully: stop accepting,
+// let in-flight requests (and their commits) finish, close the database.
+import type { FastifyInstance } from 'fastify';
+import type { Config } from './config.js';
+import { bootstrapAdminKey, openServices, type Services } from './main.js';
+import { buildHttp, type HttpOptions } from './http/app.js';
+import { loggerOptions } from './http/logging.js';
+
+export interface Running {
+  app: FastifyInstance;
+  services: Services;
+  address: string;
+  stop(): Promise<void>;
+}
+
+export async function startServer(config: Config, opts: { print?: (line: string) => void; plugins?: HttpOptions['plugins'] } = {}): Promise<Running> {
+  const services = await openServices(config);
+  const app = await buildHttp(services, { logger: loggerOptions(config), plugins: opts.plugins });
+  const firstKey = await bootstrapAdminKey(services);
+  if (firstKey) {
+    // Printed once, to stdout only, never to the log.
+    (opts.print ?? console.log)(`\nmeterd created an admin API key for tenant "default". It is shown only now:\n\n  ${firstKey}\n\nSet METERD_ADMIN_KEY to choose your own.\n`);
+  }
+  const address = await app.listen({ port: config.PORT, host: config.HOST });
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      const timer = setTimeout(() => {
+        app.log.error('shutdown grace period over; closing connections');
+        app.server.closeAllConnections();
+      }, config.SHUTDOWN_TIMEOUT_MS);
+      timer.unref();
+      await app.close();
+      await services.store.close();
+      clearTimeout(timer);
+    })());
+  return { app, services, address, stop };
+}
+
+export function stopOnSignals(running: Running) {
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      running.app.log.info({ signal }, 'shutting down');
+      running.stop().then(
+        () => process.exit(0),
+        (e) => {
+          running.app.log.error({ err: e }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    });
+  }
+}
