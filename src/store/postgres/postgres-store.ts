@@ -62,10 +62,16 @@ export class PostgresStore implements Store {
     }
   }
 
-  async close(): Promise<void> {
-    await this.commits.drain();
-    await this.locks.close();
-    await this.pool.end();
+  private closing?: Promise<void>;
+
+  /** Waits for queued appends, then ends the pools; later calls return the same promise. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.commits.drain();
+      await this.locks.close();
+      await this.pool.end();
+    })();
+    return this.closing;
   }
 
   // tenants
