@@ -17,6 +17,7 @@ import { eventRoutes } from '../modules/events/events.routes.js';
 import { usageRoutes } from '../modules/usage/usage.routes.js';
 import { apiKeyRoutes } from '../modules/api-keys/api-keys.routes.js';
 import { healthRoutes } from './health.js';
+import { validatorCompiler } from './validation.js';
 import { compatPlugins } from '../compat/index.js';
 
 export interface HttpOptions {
@@ -38,13 +39,13 @@ export async function buildHttp(s: Services, opts: HttpOptions = {}): Promise<Fa
     },
     requestIdLogLabel: 'requestId',
     disableRequestLogging: false,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: true } },
     return503OnClosing: true,
     forceCloseConnections: false,
   });
 
-  // JSON bodies are parsed by JSON.parse (amounts are checked for exactness where they are read).
-  app.removeContentTypeParser(['application/json']);
+  app.setValidatorCompiler(validatorCompiler);
+  // JSON bodies only, parsed by JSON.parse (amounts are checked for exactness where they are read).
+  app.removeAllContentTypeParsers();
   app.addContentTypeParser(JSON_TYPES, { parseAs: 'string' }, (_req, body, done) => {
     if ((body as string).length === 0) return done(Object.assign(new Error('the request body is empty; a JSON body is required'), { statusCode: 400 }), undefined);
     try {

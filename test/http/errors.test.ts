@@ -1,0 +1,131 @@
+// Every malformed request answers 4xx application/problem+json saying what is wrong; nothing is stored.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { engines, startApp, call, type TestApp, type TestTenant } from '../support/harness.js';
+
+function assertProblem(r: { status: number; headers: Headers; body: any; text: string }, status: number, detail?: RegExp) {
+  assert.equal(r.status, status, r.text);
+  assert.match(r.headers.get('content-type') ?? '', /^application\/problem\+json/);
+  assert.equal(r.body.status, status);
+  assert.equal(typeof r.body.title, 'string');
+  assert.equal(typeof r.body.type, 'string');
+  assert.equal(typeof r.body.detail, 'string');
+  if (detail) assert.match(r.body.detail + JSON.stringify(r.body.errors ?? []), detail);
+  assert.doesNotMatch(r.text, /at .*\.ts:\d+|node_modules/, 'no stack traces');
+}
+
+for (const engine of engines()) {
+  describe(`malformed requests [${engine.name}]`, () => {
+    let t: TestApp;
+    let ten: TestTenant;
+    before(async () => {
+      t = await startApp(engine, { MAX_BODY_BYTES: 64 * 1024, MAX_BATCH_EVENTS: 50 });
+      ten = await t.tenant();
+      await call(t.url, 'POST', '/v1/meters', { key: ten.admin, body: { slug: 'm', eventType: 'e', aggregation: 'SUM', valueProperty: '$.v', groupBy: { region: '$.region' } } });
+    });
+    after(() => t.close());
+
+    const ingest = (rawBody: string, contentType = 'application/json') => call(t.url, 'POST', '/v1/events', { key: ten.ingest, rawBody, headers: { 'content-type': contentType } });
+
+    it('bodies that are not JSON, empty, or not events answer 400', async () => {
+      assertProblem(await ingest('{"id": '), 400, /not valid JSON/);
+      assertProblem(await ingest(''), 400, /empty/);
+      assertProblem(await ingest('42'), 400, /expected a CloudEvents/);
+      assertProblem(await ingest('"text"'), 400);
+      assertProblem(await ingest('null'), 400);
+      assertProblem(await ingest('[]'), 400, /no events/);
+    });
+
+    it('a wrong content type answers 415, a body over the limit 413, a batch over the limit 400', async () => {
+      assertProblem(await ingest('id=1', 'application/x-www-form-urlencoded'), 415);
+      assertProblem(await ingest('{}', 'text/plain'), 415);
+      assertProblem(await ingest(JSON.stringify({ id: '1', source: 's', data: { s: 'x'.repeat(70_000) } })), 413);
+      const many = Array.from({ length: 51 }, (_, i) => ({ id: String(i), source: 's' }));
+      assertProblem(await ingest(JSON.stringify(many)), 400, /at most 50/);
+    });
+
+    it('bad events in a batch are rejected one by one with a reason, and nothing of them is stored', async () => {
+      const bad = [
+        { id: 1, source: 's' },
+        { id: 'x', source: '' },
+        { id: 'x'.repeat(300), source: 's' },
+        { id: 'a', source: 's', time: '2026-02-30T00:00:00Z' },
+        { id: 'b', source: 's', time: '2026-01-01T00:00:00' },
+        { id: 'c', source: 's', time: '9999-01-01T00:00:00Z' },
+        { id: 'd', source: 's', data: [1, 2] },
+        { id: 'e', source: 's', data: { deep: JSON.parse('['.repeat(40) + ']'.repeat(40)) } },
+        { id: 'f', source: 's', specversion: '0.3' },
+        { id: 'g\ud800', source: 's' },
+        { id: 'h', source: 's', subject: 7 },
+        { id: 'i', source: 's', 'Bad-Attr': 1 },
+        'not an object',
+        { id: 'j', source: 's', data: { v: 'x\u0000' } },
+      ];
+      const r = await ingest(JSON.stringify(bad));
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.body.rejected, bad.length);
+      for (const e of r.body.events) {
+        assert.equal(e.status, 'rejected');
+        assert.ok(e.error.length > 5, `a reason for ${JSON.stringify(e)}`);
+      }
+      const list = await call(t.url, 'GET', '/v1/events', { key: ten.read });
+      assert.deepEqual(list.body.data, []);
+    });
+
+    it('bad meter definitions answer 400 naming the field; a taken slug 409', async () => {
+      const post = (body: unknown) => call(t.url, 'POST', '/v1/meters', { key: ten.admin, body });
+      assertProblem(await post({ slug: 'Bad Slug', eventType: 'e', aggregation: 'SUM', valueProperty: '$.v' }), 400, /slug/);
+      assertProblem(await post({ slug: 'x', eventType: 'e', aggregation: 'MEDIAN', valueProperty: '$.v' }), 400, /aggregation/);
+      assertProblem(await post({ slug: 'x', eventType: 'e', aggregation: 'SUM' }), 400, /valueProperty is required/);
+      assertProblem(await post({ slug: 'x', eventType: 'e', aggregation: 'SUM', valueProperty: '$..v' }), 400, /valueProperty/);
+      assertProblem(await post({ slug: 'x', eventType: 'e', aggregation: 'SUM', valueProperty: '$.v', groupBy: { subject: '$.s' } }), 400, /reserved/);
+      assertProblem(await post({ slug: 'x', eventType: 'e', aggregation: 'SUM', valueProperty: '$.v', extra: 1 }), 400, /extra/);
+      assertProblem(await post({ slug: 'm', eventType: 'e', aggregation: 'COUNT' }), 409);
+      assertProblem(await post([]), 400);
+    });
+
+    it('bad usage queries answer 400 naming the parameter; an unknown meter 404', async () => {
+      const q = (qs: string, slug = 'm') => call(t.url, 'GET', `/v1/meters/${slug}/query?${qs}`, { key: ten.read });
+      assertProblem(await q('from=yesterday'), 400, /from/);
+      assertProblem(await q('from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z'), 400, /before/);
+      assertProblem(await q('from=2026-01-01T00:00:00Z&windowSize=WEEK'), 400, /windowSize/);
+      assertProblem(await q('from=2026-01-01T00:00:00Z&windowSize=DAY&windowTimeZone=Mars/Olympus'), 400, /windowTimeZone/);
+      assertProblem(await q('windowSize=DAY'), 400, /required when windowSize/);
+      assertProblem(await q('from=2026-01-01T00:00:00Z&groupBy=color'), 400, /groupBy/);
+      assertProblem(await q('from=2026-01-01T00:00:00Z&filterGroupBy[color]=red'), 400, /color/);
+      assertProblem(await q('from=2026-01-01T00:00:00Z&bogus=1'), 400, /unknown query parameter/);
+      assertProblem(await q('from=2000-01-01T00:00:00Z&to=2026-01-01T00:00:00Z&windowSize=MINUTE'), 400, /windows/);
+      assertProblem(await q('from=2026-01-01T00:00:00Z&customer=nobody'), 404, /customer/);
+      assertProblem(await q('from=2026-01-01T00:00:00Z', 'nope'), 404, /meter/);
+    });
+
+    it('bad customers answer 400/409; unknown routes 404; bad cursors and limits 400', async () => {
+      assertProblem(await call(t.url, 'POST', '/v1/customers', { key: ten.admin, body: { name: 'no key' } }), 400, /key/);
+      assertProblem(await call(t.url, 'POST', '/v1/customers', { key: ten.admin, body: { key: 'c1', subjects: 'one' } }), 400, /subjects/);
+      assert.equal((await call(t.url, 'POST', '/v1/customers', { key: ten.admin, body: { key: 'c1', subjects: ['s1'] } })).status, 201);
+      assertProblem(await call(t.url, 'POST', '/v1/customers', { key: ten.admin, body: { key: 'c1' } }), 409);
+      assertProblem(await call(t.url, 'POST', '/v1/customers', { key: ten.admin, body: { key: 'c2', subjects: ['s1'] } }), 409, /s1/);
+      assertProblem(await call(t.url, 'PATCH', '/v1/customers/c1', { key: ten.admin, body: { subjects: [1] } }), 400);
+      assertProblem(await call(t.url, 'GET', '/v1/customers?limit=0', { key: ten.read }), 400, /limit/);
+      assertProblem(await call(t.url, 'GET', '/v1/nothing-here', { key: ten.read }), 404);
+      assertProblem(await call(t.url, 'GET', '/v1/events?limit=abc', { key: ten.read }), 400);
+      assertProblem(await call(t.url, 'GET', '/v1/events?from=notadate', { key: ten.read }), 400, /from/);
+      assertProblem(await call(t.url, 'POST', '/v1/api-keys', { key: ten.admin, body: { name: 'k', scopes: ['root'] } }), 400);
+    });
+
+    it('serves OpenAPI 3.1 generated from the route schemas, the docs page, health and readiness', async () => {
+      const spec = await call(t.url, 'GET', '/openapi.json');
+      assert.equal(spec.status, 200);
+      assert.equal(spec.body.openapi, '3.1.0');
+      for (const p of ['/v1/events', '/v1/meters', '/v1/meters/{slug}/query', '/v1/customers', '/v1/api-keys']) assert.ok(spec.body.paths[p], `${p} documented`);
+      assert.ok(spec.body.paths['/v1/meters'].post.requestBody, 'request bodies come from the validation schemas');
+      const docs = await fetch(`${t.url}/docs/`);
+      assert.equal(docs.status, 200);
+      assert.equal((await call(t.url, 'GET', '/healthz')).status, 200);
+      const ready = await call(t.url, 'GET', '/readyz');
+      assert.equal(ready.body.engine, engine.name);
+      const r = await call(t.url, 'GET', '/healthz');
+      assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
+    });
+  });
+}
