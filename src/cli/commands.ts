@@ -1,7 +1,16 @@
+// The meterd command's subcommands, one file per group. Every one builds meterd through the
+// composition root (src/main.ts) and works on the database directly: no server needed.
 import type { Command } from 'commander';
 import { loadConfig } from '../config.js';
 import { startServer, stopOnSignals } from '../server.js';
 import { openStore } from '../store/index.js';
+import { registerCompatCli } from '../compat/index.js';
+import { registerTenants } from './tenants.js';
+import { registerKeys } from './keys.js';
+import { registerMeters } from './meters.js';
+import { registerIngest } from './ingest.js';
+import { registerQuery } from './query.js';
+import { registerReconcile } from './reconcile.js';
 
 export function registerCommands(program: Command) {
   program
@@ -28,4 +37,12 @@ export function registerCommands(program: Command) {
         await store.close();
       }
     });
+
+  registerTenants(program);
+  registerKeys(program);
+  registerMeters(program);
+  registerIngest(program);
+  registerQuery(program);
+  registerReconcile(program);
+  registerCompatCli(program);
 }
