@@ -37,9 +37,9 @@ export async function buildHttp(s: Services, opts: HttpOptions = {}): Promise<Fa
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
     },
-    requestIdLogLabel: 'requestId',
-    disableRequestLogging: false,
     return503OnClosing: true,
+    // Errors the router raises before any handler (a URL with invalid percent-encoding).
+    frameworkErrors: (error, _req, reply) => sendProblem(reply, problem(400, `the URL is malformed: ${error.message.replace(/'[^']*'/, 'the path')}`)),
     forceCloseConnections: false,
   });
 
