@@ -1,0 +1,126 @@
+// The run's record: the machine, every case, the targets; written as JSON (timestamped and latest)
+// and as a Markdown table (latest.md, for the README), and printed.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { join } from 'node:path';
+import type { CaseResult, Engine, SqliteReference, TargetResult } from './cases.js';
+import type { SeedResult } from './seed.js';
+
+export interface Machine {
+  cpuModel: string;
+  cores: number;
+  memoryGb: number;
+  node: string;
+  engine: Engine;
+  engineVersion?: string;
+  dbFilesystem?: string;
+  loadAvgStart: number[];
+  loadAvgEnd?: number[];
+}
+
+export interface SoakReport {
+  minutes: number;
+  targetEventsPerSec: number;
+  samples: Array<{ atSec: number; eventsPerSec: number; p99: number; rssMb: number }>;
+  p99Flat: boolean;
+  rssFlat: boolean;
+  rateHeld: boolean;
+}
+
+export interface RunReport {
+  startedAt: string;
+  mode: 'quick' | 'full';
+  options: Record<string, unknown>;
+  machine: Machine;
+  seed?: SeedResult;
+  cases: CaseResult[];
+  peakRssMb: number[];
+  targets: TargetResult[];
+  soak?: SoakReport;
+  profiles?: string[];
+  valid: boolean;
+}
+
+export function machineInfo(engine: Engine, dbDir?: string): Machine {
+  let cpuModel = cpus()[0]?.model ?? 'unknown';
+  try {
+    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    if (m) cpuModel = m[1].trim();
+  } catch {
+    // not Linux: os.cpus() it is
+  }
+  let dbFilesystem: string | undefined;
+  if (dbDir) {
+    try {
+      dbFilesystem = execFileSync('df', ['-T', dbDir], { encoding: 'utf8' }).trim().split('\n')[1]?.split(/\s+/)[1];
+    } catch {
+      // df missing: leave it out
+    }
+  }
+  return { cpuModel, cores: cpus().length, memoryGb: Math.round((totalmem() / 2 ** 30) * 10) / 10, node: process.version, engine, dbFilesystem, loadAvgStart: loadavg().map((x) => Math.round(x * 100) / 100) };
+}
+
+const n0 = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '' : Math.round(v).toLocaleString('en-US'));
+const ms = (v: number) => (Number.isFinite(v) ? v.toFixed(v < 10 ? 2 : 1) : '');
+
+export function markdown(r: RunReport): string {
+  const m = r.machine;
+  const base = (c: CaseResult) => {
+    const b = r.cases.find((x) => x.id === (c.id === 'B1' ? 'baseline1' : 'baseline100'));
+    if (!b || !['B1', 'B2', 'B3'].includes(c.id)) return '';
+    return `${((c.requestsPerSec / b.requestsPerSec) * 100).toFixed(1)}%`;
+  };
+  const lines = [
+    `meterd benchmark (${r.mode}, ${m.engine}${m.engineVersion ? ` ${m.engineVersion}` : ''}) — ${r.startedAt}`,
+    '',
+    `Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGb} GB RAM, Node ${m.node}${m.dbFilesystem ? `, database on ${m.dbFilesystem}` : ''}; ` +
+      `load average ${m.loadAvgStart.join(' ')} at start${m.loadAvgEnd ? `, ${m.loadAvgEnd.join(' ')} at end` : ''} (other work on the machine makes absolute numbers noisy; compare ratios to the same-run baseline).`,
+    `Load: autocannon in a separate process on loopback, ${r.options.connections} keep-alive connections for ingestion, ${r.options.queryConnections} for queries, ${r.options.durationSec} s per case after ${r.options.warmupSec} s warm-up.`,
+    r.seed ? `Seeded ${r.seed.events.toLocaleString('en-US')} events in-process (bulk append, batches of ${r.options.seedBatch}) at ${n0(r.seed.eventsPerSec)} events/s (${r.seed.seconds.toFixed(1)} s).` : 'Nothing seeded.',
+    '',
+    '| case | what | events/s | req/s | vs baseline (req/s) | p50 ms | p99 ms | server CPU | client CPU | notes |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---|',
+    ...r.cases.map((c) =>
+      `| ${c.id} | ${c.title}${c.instances > 1 ? ` (${c.instances} instances)` : ''} | ${n0(c.eventsPerSec)} | ${n0(c.requestsPerSec)} | ${base(c)} | ${ms(c.latencyMs.p50)} | ${ms(c.latencyMs.p99)} | ${c.serverCpuPercent.toFixed(0)}% | ${c.clientCpuPercent.toFixed(0)}% | ${c.valid ? (c.stored ? 'stored = acked' : '') : `INVALID: ${c.problems.join('; ')}`} |`),
+    '',
+    `Peak server RSS (VmHWM): ${r.peakRssMb.map((x) => `${x.toFixed(0)} MB`).join(', ') || 'n/a'}.`,
+    '',
+    '| target | measure | limit | measured | result |',
+    '|---|---|---|---|---|',
+    ...r.targets.map((t) => `| ${t.id} | ${t.description} | ${t.limit} | ${t.measured} | ${t.pass === null ? '—' : t.pass ? 'pass' : 'FAIL'} |`),
+  ];
+  if (r.soak) {
+    const s = r.soak;
+    lines.push('', `Soak: ${s.minutes} min at ${n0(s.targetEventsPerSec)} events/s (half of B2): p99 ${s.p99Flat ? 'flat' : 'NOT flat'}, RSS ${s.rssFlat ? 'flat' : 'NOT flat'}, rate ${s.rateHeld ? 'held' : 'NOT held'}.`, '',
+      '| t (s) | events/s | p99 ms | RSS MB |', '|---:|---:|---:|---:|',
+      ...s.samples.map((x) => `| ${x.atSec.toFixed(0)} | ${n0(x.eventsPerSec)} | ${ms(x.p99)} | ${x.rssMb.toFixed(0)} |`));
+  }
+  if (r.profiles?.length) lines.push('', `CPU profiles: ${r.profiles.join(', ')}`);
+  return `${lines.join('\n')}\n`;
+}
+
+export function writeReport(dir: string, r: RunReport): { json: string; md: string } {
+  mkdirSync(dir, { recursive: true });
+  const stamp = r.startedAt.replace(/[:.]/g, '-');
+  const json = `${JSON.stringify(r, null, 2)}\n`;
+  const file = join(dir, `${stamp}-${r.machine.engine}-${r.mode}.json`);
+  writeFileSync(file, json);
+  writeFileSync(join(dir, 'latest.json'), json);
+  writeFileSync(join(dir, `latest-${r.machine.engine}.json`), json);
+  const md = markdown(r);
+  writeFileSync(join(dir, 'latest.md'), md);
+  return { json: file, md };
+}
+
+/** The B4 p99 figures of the last full SQLite run here, for PostgreSQL's "2x SQLite" targets. */
+export function sqliteReference(dir: string): SqliteReference | undefined {
+  try {
+    const r = JSON.parse(readFileSync(join(dir, 'latest-sqlite.json'), 'utf8')) as RunReport;
+    if (r.mode !== 'full') return undefined;
+    const p99 = (id: string) => r.cases.find((c) => c.id === id)?.latencyMs.p99;
+    return { B4a: p99('B4a'), B4b: p99('B4b'), B4c: p99('B4c'), B4d: p99('B4d') };
+  } catch {
+    return undefined;
+  }
+}

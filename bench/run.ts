@@ -1,0 +1,205 @@
+// npm run bench [-- --quick] [--engine sqlite|postgres] [--seed-events N] [--soak MINUTES] [--only B2,B4b] [--profile]
+// Issue #5's benchmark: a no-storage Fastify baseline and meterd (cases B1-B4) under the same load
+// generator, in one run; writes bench/results/ (quick runs: bench/results/quick/). Targets are reported,
+// never enforced: the exit code is 1 only when the harness broke or a case got errors or lost events.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir, loadavg } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { loadConfig } from '../src/config.js';
+import { openServices, type Services } from '../src/main.js';
+import { ALL_CASES, evaluateTargets, ingestCases, queryCases, type CaseDef, type CaseId, type CaseResult, type Engine } from './cases.js';
+import { measure } from './measure.js';
+import { formatSummary, summarise } from './profile.js';
+import { stopAll } from './procs.js';
+import { machineInfo, markdown, sqliteReference, writeReport, type RunReport } from './report.js';
+import { seedEvents, setupTenant, type SeedResult } from './seed.js';
+import { ROOT, sampleMemory, startBaseline, startMeterd, stopServers, type Server } from './servers.js';
+import { soak } from './soak.js';
+import { seedMonth } from './workload.js';
+
+const int = (v: string) => {
+  const n = Number(v.replace(/_/g, ''));
+  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError('expected a non-negative integer');
+  return n;
+};
+const positive = (v: string) => {
+  const n = Number(v);
+  if (!(n > 0)) throw new InvalidArgumentError('expected a positive number');
+  return n;
+};
+const caseList = (v: string) => {
+  const ids = v.split(',').map((s) => s.trim());
+  for (const id of ids) if (!ALL_CASES.includes(id as CaseId)) throw new InvalidArgumentError(`unknown case ${id} (cases: ${ALL_CASES.join(', ')})`);
+  return ids as CaseId[];
+};
+
+const program = new Command('bench')
+  .description("meterd's benchmark (issue #5)")
+  .option('--quick', 'seconds, not minutes: 3 s per case, 20k seeded events (CI)')
+  .addOption(new Option('--engine <engine>', 'storage engine').choices(['sqlite', 'postgres']).default('sqlite'))
+  .option('--seed-events <n>', 'events stored before B3/B4 (default 10,000,000; quick 20,000)', int)
+  .option('--duration <s>', 'measured seconds per case (default 15; quick 3)', positive)
+  .option('--warmup <s>', 'unmeasured seconds before each case (default 3; quick 1)', Number)
+  .option('--connections <n>', 'keep-alive connections for ingestion', int, 64)
+  .option('--query-connections <n>', 'connections for the B4 queries (1 = latency of one query at a time)', int, 1)
+  .option('--only <cases>', `run only these cases (${ALL_CASES.join(',')})`, caseList)
+  .option('--soak <minutes>', 'after the cases, ingest at half the B2 rate for this long, sampling every 10 s', positive)
+  .option('--profile', 'run the server(s) with --cpu-prof and summarise the profile')
+  .option('--instances <n>', 'meterd instances (default 1 on SQLite, 2 on PostgreSQL)', int)
+  .option('--pg-url <url>', 'PostgreSQL server (a fresh schema is made and dropped)', 'postgres://postgres@127.0.0.1:5432/test')
+  .addOption(new Option('--server <entry>', 'run meterd from src (tsx) or dist (npm run build first)').choices(['src', 'dist']).default('src'))
+  .option('--seed-batch <n>', 'events per bulk append when seeding', int, 5000);
+
+interface Opts {
+  quick?: boolean; engine: Engine; seedEvents?: number; duration?: number; warmup?: number; connections: number; queryConnections: number;
+  only?: CaseId[]; soak?: number; profile?: boolean; instances?: number; pgUrl: string; server: 'src' | 'dist'; seedBatch: number;
+}
+
+async function main(): Promise<number> {
+  const o = program.parse().opts<Opts>();
+  const quick = !!o.quick;
+  const durationSec = o.duration ?? (quick ? 3 : 15);
+  const warmupSec = o.warmup ?? (quick ? 1 : 3);
+  const seedTotal = o.seedEvents ?? (quick ? 20_000 : 10_000_000);
+  const instances = o.instances ?? (o.engine === 'postgres' ? 2 : 1);
+  const wanted = new Set<CaseId>(o.only ?? ALL_CASES);
+  if (o.soak) wanted.add('B2');
+  const startedAt = new Date().toISOString();
+  const resultsDir = join(ROOT, 'bench', 'results', ...(quick ? ['quick'] : []));
+  const workDir = mkdtempSync(join(tmpdir(), 'meterd-bench-'));
+  const profileDir = o.profile ? join(ROOT, 'bench', 'results', 'profiles', startedAt.replace(/[:.]/g, '-')) : undefined;
+  if (profileDir) mkdirSync(profileDir, { recursive: true });
+  const schema = `bench_${Date.now()}_${process.pid}`;
+  const databaseUrl = o.engine === 'sqlite' ? `sqlite:${join(workDir, 'bench.db')}` : `${o.pgUrl}${o.pgUrl.includes('?') ? '&' : '?'}schema=${schema}`;
+  const adminKey = `bench-${randomBytes(16).toString('hex')}`;
+  const say = (s: string) => process.stderr.write(`${s}\n`);
+
+  let services: Services | undefined;
+  let servers: Server[] = [];
+  const cleanup = async () => {
+    await stopAll().catch(() => {});
+    await services?.store.close().catch(() => {});
+    services = undefined;
+    if (o.engine === 'postgres') {
+      const c = new pg.Client({ connectionString: o.pgUrl });
+      await c.connect().then(() => c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)).catch((e) => say(`could not drop schema ${schema}: ${(e as Error).message}`)).finally(() => c.end().catch(() => {}));
+    }
+    rmSync(workDir, { recursive: true, force: true });
+  };
+  let interrupted = false;
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      interrupted = true;
+      say(`\n${sig}: stopping servers and removing temporary data…`);
+      void cleanup().finally(() => process.exit(130));
+    });
+  }
+
+  try {
+    const machine = machineInfo(o.engine, o.engine === 'sqlite' ? workDir : undefined);
+    say(`meterd bench (${quick ? 'quick' : 'full'}, ${o.engine}, ${instances} instance(s)) on ${machine.cpuModel}, ${machine.cores} cores; load ${machine.loadAvgStart.join(' ')}`);
+    services = await openServices(loadConfig({ DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn' }));
+    if (o.engine === 'postgres') {
+      const r = await new pg.Client({ connectionString: o.pgUrl });
+      await r.connect();
+      machine.engineVersion = String((await r.query('SHOW server_version')).rows[0].server_version);
+      await r.end();
+    }
+    await setupTenant(services);
+    const month = seedMonth();
+    const m = { token: adminKey, durationSec, warmupSec, logDir: workDir, services };
+    const results: CaseResult[] = [];
+    const run = async (def: CaseDef, on: Server[]) => {
+      if (!wanted.has(def.id) || interrupted) return;
+      say(`${def.id}: ${def.title}…`);
+      const r = await measure(def, on, m);
+      results.push(r);
+      say(`  ${r.eventsPerSec !== undefined ? `${Math.round(r.eventsPerSec)} events/s, ` : ''}${Math.round(r.requestsPerSec)} req/s, p50 ${r.latencyMs.p50.toFixed(2)} ms, p99 ${r.latencyMs.p99.toFixed(2)} ms${r.valid ? '' : ` — INVALID: ${r.problems.join('; ')}`}`);
+    };
+
+    const [base1, base100, b1, b2, b3] = ingestCases(o.connections);
+    if (wanted.has('baseline1') || wanted.has('baseline100')) {
+      const baseline = await startBaseline(workDir);
+      await run(base1, [baseline]);
+      await run(base100, [baseline]);
+      await stopServers([baseline]);
+    }
+
+    const meterdOpts = { databaseUrl, adminKey, entry: o.server, profileDir, logDir: workDir };
+    for (let i = 0; i < instances; i++) servers.push(await startMeterd(i, meterdOpts));
+    const sampler = setInterval(() => sampleMemory(servers), 500);
+    await run(b1, servers);
+    await run(b2, servers);
+
+    let seed: SeedResult | undefined;
+    const needsData = ['B3', 'B4a', 'B4b', 'B4c', 'B4d'].some((id) => wanted.has(id as CaseId));
+    if (needsData && seedTotal > 0 && !interrupted) {
+      say(`seeding ${seedTotal.toLocaleString('en-US')} events over ${new Date(month.from).toISOString().slice(0, 10)}..${new Date(month.to).toISOString().slice(0, 10)}…`);
+      let shown = 0;
+      seed = await seedEvents(services, seedTotal, month, {
+        batch: o.seedBatch,
+        concurrency: o.engine === 'postgres' ? 4 : 1,
+        onProgress: (done) => {
+          if (done * 10 >= (shown + 1) * seedTotal) {
+            shown = Math.floor((done * 10) / seedTotal);
+            say(`  ${done.toLocaleString('en-US')} seeded`);
+          }
+        },
+      });
+      say(`  ${Math.round(seed.eventsPerSec)} events/s over ${seed.seconds.toFixed(1)} s`);
+    }
+    await run(b3, servers);
+    for (const q of queryCases(month, o.queryConnections)) await run(q, servers);
+
+    const byId = Object.fromEntries(results.map((r) => [r.id, r])) as Partial<Record<CaseId, CaseResult>>;
+    let soakReport: RunReport['soak'];
+    if (o.soak && byId.B2?.eventsPerSec && !interrupted) {
+      say(`soak: ${o.soak} min at ${Math.round(byId.B2.eventsPerSec / 2)} events/s…`);
+      soakReport = await soak(servers, { token: adminKey, connections: o.connections, minutes: o.soak, b2EventsPerSec: byId.B2.eventsPerSec, logDir: workDir });
+    }
+    clearInterval(sampler);
+    await stopServers(servers);
+    const peakRssMb = servers.map((s) => Math.round(s.peakHwmMb));
+    servers = [];
+
+    const profiles: string[] = [];
+    if (profileDir) {
+      for (const f of readdirSync(profileDir).filter((x) => x.endsWith('.cpuprofile'))) {
+        const file = join(profileDir, f);
+        profiles.push(file);
+        say(formatSummary(summarise(file, 25)));
+      }
+    }
+    machine.loadAvgEnd = loadavg().map((x) => Math.round(x * 100) / 100);
+    const report: RunReport = {
+      startedAt,
+      mode: quick ? 'quick' : 'full',
+      options: { durationSec, warmupSec, connections: o.connections, queryConnections: o.queryConnections, seedEvents: seedTotal, seedBatch: o.seedBatch, instances, server: o.server, only: o.only ?? null },
+      machine,
+      seed,
+      cases: results,
+      peakRssMb,
+      targets: evaluateTargets(o.engine, byId, peakRssMb.length ? Math.max(...peakRssMb) : undefined, o.engine === 'postgres' ? sqliteReference(join(ROOT, 'bench', 'results')) : undefined),
+      soak: soakReport,
+      profiles,
+      valid: results.every((r) => r.valid),
+    };
+    const files = writeReport(resultsDir, report);
+    process.stdout.write(`\n${markdown(report)}\nwrote ${files.json} and ${join(resultsDir, 'latest.md')}\n`);
+    if (!report.valid) say('some cases had errors or lost events: see INVALID above');
+    return report.valid ? 0 : 1;
+  } finally {
+    await cleanup();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    process.stderr.write(`bench failed: ${(e as Error).stack ?? e}\n`);
+    process.exit(1);
+  },
+);

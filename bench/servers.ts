@@ -1,0 +1,60 @@
+// Starting the servers under test (the baseline, or one or more meterd instances) as separate
+// processes on loopback, and watching their memory and CPU while they run.
+import { join } from 'node:path';
+import { cpuSeconds, freePort, memoryMb, startNode, stop, waitHealthy, type Started } from './procs.js';
+
+export const ROOT = join(import.meta.dirname, '..');
+
+export interface Server {
+  name: string;
+  url: string;
+  proc: Started;
+  pid: number;
+  peakHwmMb: number;
+  lastRssMb: number;
+}
+
+export interface MeterdOptions {
+  databaseUrl: string;
+  adminKey: string;
+  /** 'src' runs the TypeScript through tsx (the tree as it is now); 'dist' runs the last build. */
+  entry: 'src' | 'dist';
+  profileDir?: string;
+  logDir: string;
+}
+
+async function launch(name: string, script: string[], env: Record<string, string>, logDir: string, profileDir?: string): Promise<Server> {
+  const port = await freePort();
+  const args = [...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []), ...script];
+  const proc = startNode(args, { ...env, PORT: String(port) }, join(logDir, `${name}.log`));
+  const url = `http://127.0.0.1:${port}`;
+  await waitHealthy(`${url}/healthz`, proc);
+  return { name, url, proc, pid: proc.child.pid!, peakHwmMb: 0, lastRssMb: 0 };
+}
+
+export function startBaseline(logDir: string): Promise<Server> {
+  return launch('baseline', ['--import', 'tsx', join(ROOT, 'bench/baseline-server.ts')], {}, logDir);
+}
+
+export function startMeterd(i: number, o: MeterdOptions): Promise<Server> {
+  const script = o.entry === 'dist' ? [join(ROOT, 'dist/cli/index.js'), 'serve'] : ['--import', 'tsx', join(ROOT, 'src/cli/index.ts'), 'serve'];
+  const env = { METERD_ADMIN_KEY: o.adminKey, DATABASE_URL: o.databaseUrl, HOST: '127.0.0.1', LOG_LEVEL: 'warn' };
+  return launch(`meterd-${i}`, script, env, o.logDir, o.profileDir);
+}
+
+/** Reads every server's memory now; VmHWM is the kernel's own peak, so nothing between samples is missed. */
+export function sampleMemory(servers: Server[]): void {
+  for (const s of servers) {
+    const m = memoryMb(s.pid);
+    if (!m) continue;
+    s.peakHwmMb = Math.max(s.peakHwmMb, m.hwm);
+    s.lastRssMb = m.rss;
+  }
+}
+
+export const cpuOf = (servers: Server[]) => servers.map((s) => cpuSeconds(s.pid));
+
+export async function stopServers(servers: Server[]): Promise<void> {
+  sampleMemory(servers);
+  await Promise.all(servers.map((s) => stop(s.proc)));
+}
