@@ -30,7 +30,7 @@ for (const engine of engines()) {
     };
     const errorBody = async (res: Response, status: number) => {
       assert.equal(res.status, status);
-      const body = await res.json();
+      const body = (await res.json()) as { status: number; message: string };
       assert.equal(body.status, status);
       assert.equal(typeof body.message, 'string');
       return body;
