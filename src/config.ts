@@ -21,6 +21,10 @@ export const ConfigSchema = Type.Object({
   MAX_ID_LENGTH: Int(256, 8, 4096, 'longest event id, source, type, subject, key or slug'),
   EVENT_MAX_PAST_DAYS: Int(3650, 0, 100_000, 'oldest event time accepted, in days before now'),
   EVENT_MAX_FUTURE_MINUTES: Int(60 * 24, 0, 10_000_000, 'latest event time accepted, in minutes after now'),
+  RATE_LIMIT_PER_SECOND: Int(2000, 0, 10_000_000, 'requests per second per credential (0: off); 429 above'),
+  RATE_LIMIT_REDIS_URL: Type.Optional(Type.String({ description: 'redis://… to share rate limits across instances' })),
+  SHED_EVENT_LOOP_DELAY_MS: Int(1000, 0, 60_000, 'event-loop delay above which requests are shed with 503 (0: off)'),
+  MAX_PENDING_APPENDS: Int(2000, 1, 1_000_000, 'ingestion requests waiting for a commit before new ones get 503'),
   SHUTDOWN_TIMEOUT_MS: Int(15_000, 0, 600_000, 'grace period for in-flight requests on SIGTERM'),
 });
 

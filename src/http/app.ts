@@ -18,6 +18,7 @@ import { usageRoutes } from '../modules/usage/usage.routes.js';
 import { apiKeyRoutes } from '../modules/api-keys/api-keys.routes.js';
 import { healthRoutes } from './health.js';
 import { validatorCompiler } from './validation.js';
+import { registerProtection } from './protection.js';
 import { compatPlugins } from '../compat/index.js';
 
 export interface HttpOptions {
@@ -80,6 +81,7 @@ export async function buildHttp(s: Services, opts: HttpOptions = {}): Promise<Fa
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   app.setErrorHandler(errorHandler);
+  await registerProtection(app, s);
   app.setNotFoundHandler((req, reply) => sendProblem(reply, problem(404, `no route ${req.method} ${req.url.split('?')[0].slice(0, 200)}`)));
 
   healthRoutes(app, s);

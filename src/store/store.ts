@@ -53,6 +53,8 @@ export interface EventScan {
 
 export interface Store {
   readonly engine: Engine;
+  /** Appends waiting for a commit in this process (load shedding reads it). */
+  backlog?(): number;
 
   migrate(): Promise<void>;
   /** Reverts every migration (used by the migration test). */

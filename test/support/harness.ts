@@ -85,7 +85,9 @@ export interface TestApp {
 
 export async function startApp(engine: EngineSpec, overrides: Partial<Config> = {}, env: Record<string, string> = {}): Promise<TestApp> {
   const dbUrl = engine.freshUrl();
-  const config = loadConfig({ ...env, DATABASE_URL: dbUrl, LOG_LEVEL: 'silent' }, { PORT: 0, HOST: '127.0.0.1', ...overrides });
+  // Load shedding on event-loop delay is off by default in tests: module loading on a busy CI
+  // machine can stall the loop past any threshold. Tests of shedding turn it on.
+  const config = loadConfig({ ...env, DATABASE_URL: dbUrl, LOG_LEVEL: 'silent' }, { PORT: 0, HOST: '127.0.0.1', SHED_EVENT_LOOP_DELAY_MS: 0, ...overrides });
   const services = await openServices(config);
   const app = await buildHttp(services, { logger: false });
   const address = await app.listen({ port: 0, host: '127.0.0.1' });

@@ -1,7 +1,7 @@
 // Ingestion: validate each event alone, append the good ones exactly once with their rollup
 // contributions, and answer a receipt per event.
 import type { Ctx } from '../../core/context.js';
-import { validationError } from '../../core/errors.js';
+import { unavailable, validationError } from '../../core/errors.js';
 import { describe } from '../../core/decimal.js';
 import type { Store } from '../../store/store.js';
 import { StaleMetersError } from '../../store/store.js';
@@ -29,6 +29,8 @@ export interface IngestResult {
 
 export interface IngestLimits extends EventLimits {
   maxBatch: number;
+  /** Appends queued for a commit beyond which new requests are refused (503) rather than queued. */
+  maxPendingAppends: number;
 }
 
 export class EventsService {
@@ -73,6 +75,9 @@ export class EventsService {
 
   /** Appends validated events (also used by the seed-API adapters), retrying when meters changed meanwhile. */
   async append(tenantId: string, events: NewEvent[]): Promise<AppendStatus[]> {
+    if ((this.store.backlog?.() ?? 0) >= this.limits.maxPendingAppends) {
+      throw unavailable('meterd is at capacity: too many events are waiting for a commit; retry shortly', 1);
+    }
     for (let attempt = 0; ; attempt++) {
       const set = await this.meters.get(tenantId);
       const items = events.map((event) => ({ event, deltas: set.deltasFor(event) }));

@@ -108,6 +108,10 @@ export class SqliteStore implements Store {
     };
   }
 
+  backlog(): number {
+    return this.commits.depth;
+  }
+
   async migrate(): Promise<void> {
     this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
     const done = new Set(this.db.prepare<[], { version: number }>('SELECT version FROM schema_migrations').all().map((r) => r.version));
