@@ -32,7 +32,7 @@ export function buildServices(config: Config, store: Store): Services {
     config,
     store,
     tenants: new TenantsService(store),
-    apiKeys: new ApiKeysService(store),
+    apiKeys: new ApiKeysService(store, config.METERD_TOKEN_SECRET),
     meterCache,
     meters,
     customers,

@@ -21,6 +21,9 @@ export async function startServer(config: Config, opts: { print?: (line: string)
     // Printed once, to stdout only, never to the log.
     (opts.print ?? console.log)(`\nmeterd created an admin API key for tenant "default". It is shown only now:\n\n  ${firstKey}\n\nSet METERD_ADMIN_KEY to choose your own.\n`);
   }
+  if (!config.METERD_TOKEN_SECRET) {
+    app.log.warn('METERD_TOKEN_SECRET is not set: OAuth tokens of the seed APIs are signed with a per-process secret and stop working after a restart or on another instance');
+  }
   const address = await app.listen({ port: config.PORT, host: config.HOST });
   let stopping: Promise<void> | undefined;
   const stop = () =>

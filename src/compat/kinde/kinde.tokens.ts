@@ -1,7 +1,7 @@
 // OAuth client credentials for the Kinde API. A client is a meterd API key (client_id = key id,
 // client_secret = its secret part). Access tokens are HS256 JWTs, expiring and scoped, signed with
-// a key derived from that API key's stored hash: tokens work on every instance and die with the key.
-import { createHmac, randomUUID } from 'node:crypto';
+// a key derived from the server's METERD_TOKEN_SECRET and that API key's hash: they die with the key.
+import { randomUUID } from 'node:crypto';
 import { SignJWT, decodeProtectedHeader, jwtVerify } from 'jose';
 import type { Ctx } from '../../core/context.js';
 import type { Services } from '../../main.js';
@@ -31,7 +31,6 @@ export interface TokenResponse {
   scope: string;
 }
 
-const signingKey = (key: ApiKeyRecord) => createHmac('sha256', Buffer.from(key.secretHash, 'hex')).update('meterd kinde access token v1').digest();
 const scopesOf = (key: ApiKeyRecord) => (key.scopes.includes('ingest') || key.scopes.includes('admin') ? [METER_USAGE_SCOPE] : []);
 
 export class KindeTokens {
@@ -68,7 +67,7 @@ export class KindeTokens {
       .setIssuedAt()
       .setJti(randomUUID())
       .setExpirationTime(`${TOKEN_TTL_SECONDS}s`)
-      .sign(signingKey(key));
+      .sign(this.s.apiKeys.tokenSigningKey(key, 'kinde access token v1'));
     return { access_token: token, token_type: 'bearer', expires_in: TOKEN_TTL_SECONDS, scope: scope.join(' ') };
   }
 
@@ -85,7 +84,7 @@ export class KindeTokens {
     if (!key || key.revokedAt !== null) throw invalidCredentials('the access token\'s client does not exist or was revoked');
     let claims: Record<string, unknown>;
     try {
-      claims = (await jwtVerify(token, signingKey(key), { issuer: ISSUER, audience: API_AUDIENCE, algorithms: ['HS256'], clockTolerance: 5 })).payload;
+      claims = (await jwtVerify(token, this.s.apiKeys.tokenSigningKey(key, 'kinde access token v1'), { issuer: ISSUER, audience: API_AUDIENCE, algorithms: ['HS256'], clockTolerance: 5 })).payload;
     } catch (e) {
       throw invalidCredentials(`invalid access token: ${(e as Error).message}`);
     }

@@ -1,7 +1,6 @@
 // Planship's OAuth2 client credentials on meterd API keys: client id = key id, client secret = the
 // key's secret. The token endpoint answers a signed HS256 JWT (audience "planship", 1 hour) whose
-// signing key is derived from the key's stored hash, so revoking the key kills its tokens at once.
-import { createHmac } from 'node:crypto';
+// signing key mixes METERD_TOKEN_SECRET with the key's hash, so revoking the key kills its tokens at once.
 import { SignJWT, decodeProtectedHeader, jwtVerify } from 'jose';
 import type { Ctx, Scope } from '../../core/context.js';
 import { parseKey } from '../../modules/api-keys/api-keys.service.js';
@@ -13,7 +12,6 @@ export const TOKEN_TTL_SECONDS = 3600;
 const ISSUER = 'meterd';
 const AUDIENCE = 'planship';
 
-const signingKey = (k: ApiKeyRecord) => createHmac('sha256', 'meterd/planship-token/v1').update(k.secretHash).digest();
 
 export interface TokenResponse {
   access_token: string;
@@ -42,7 +40,7 @@ export class PlanshipAuth {
       .setSubject(record.id)
       .setIssuedAt()
       .setExpirationTime(`${TOKEN_TTL_SECONDS}s`)
-      .sign(signingKey(record));
+      .sign(this.s.apiKeys.tokenSigningKey(record, 'planship token v1'));
     return { access_token: token, token_type: 'bearer', expires_in: TOKEN_TTL_SECONDS };
   }
 
@@ -69,7 +67,7 @@ export class PlanshipAuth {
       if (!found || found.revokedAt !== null) throw unauthorized();
       record = found;
       try {
-        const { payload } = await jwtVerify(token, signingKey(record), { issuer: ISSUER, audience: AUDIENCE, algorithms: ['HS256'] });
+        const { payload } = await jwtVerify(token, this.s.apiKeys.tokenSigningKey(record, 'planship token v1'), { issuer: ISSUER, audience: AUDIENCE, algorithms: ['HS256'] });
         if (payload.tid !== record.tenantId || payload.sub !== record.id) throw unauthorized();
         granted = String(payload.scope ?? '').split(' ').filter((x) => record.scopes.includes(x as Scope));
       } catch {

@@ -1,6 +1,6 @@
 // API keys: "mk_<id>_<secret>". The id finds the row; only sha256(secret) is stored and it is
 // compared in constant time. The full key is shown once, at creation.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Ctx, Scope } from '../../core/context.js';
 import { notFound, unauthenticated } from '../../core/errors.js';
 import type { Store } from '../../store/store.js';
@@ -33,7 +33,24 @@ export function parseKey(key: string): { id: string; secret: string } | undefine
 export const keyLabel = (key: string) => splitAnyKey(key).id;
 
 export class ApiKeysService {
-  constructor(private readonly store: Store) {}
+  private readonly tokenSecret: Buffer;
+
+  /** `tokenSecret` (METERD_TOKEN_SECRET) signs the OAuth tokens of the seed APIs; without it, a per-process secret. */
+  constructor(
+    private readonly store: Store,
+    tokenSecret?: string,
+  ) {
+    this.tokenSecret = tokenSecret ? Buffer.from(tokenSecret) : randomBytes(32);
+  }
+
+  /**
+   * The key that signs access tokens issued to this API key's holder for one purpose. It mixes the
+   * server's secret (so reading the database is not enough to mint tokens) with the key's hash (so
+   * revoking or replacing the key kills its tokens).
+   */
+  tokenSigningKey(record: ApiKeyRecord, purpose: string): Uint8Array {
+    return createHmac('sha256', this.tokenSecret).update(purpose).update('\u0000').update(record.secretHash).digest();
+  }
 
   async create(tenantId: string, name: string, scopes: Scope[]): Promise<CreatedKey> {
     const id = randomId();
