@@ -71,8 +71,10 @@ export interface CaseResult {
   /** Ingest check: events stored with a time inside the measured run (the COUNT meter) vs acknowledged. */
   stored?: { acknowledged: number; storedInRun: number; ok: boolean };
   serverRssMb?: number[];
+  /** False when the case had errors or lost events: its figures do not count. */
   valid: boolean;
   problems: string[];
+  warnings: string[];
 }
 
 export interface TargetResult {
@@ -89,9 +91,15 @@ export interface SqliteReference { B4a?: number; B4b?: number; B4c?: number; B4d
 export function evaluateTargets(engine: Engine, byId: Partial<Record<CaseId, CaseResult>>, peakRssMb: number | undefined, sqliteRef?: SqliteReference): TargetResult[] {
   const pg = engine === 'postgres';
   const out: TargetResult[] = [];
-  const fmt = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
+  const fmt = (n: number | null, d = 1) => (n !== null && Number.isFinite(n) ? n.toFixed(d) : 'n/a');
+  const invalid = (id: string) => ['B1', 'B2', 'B3', 'B4a', 'B4b', 'B4c', 'B4d'].includes(id) && byId[id as CaseId]?.valid === false;
+  // A figure from a case with errors or lost events never passes.
   const add = (id: string, description: string, limit: string, measured: number | undefined, pass: (v: number) => boolean, show: (v: number) => string) =>
-    out.push({ id, description, limit, measured: measured === undefined ? 'not run' : show(measured), pass: measured === undefined ? null : pass(measured) });
+    out.push({
+      id, description, limit,
+      measured: measured === undefined ? 'not run' : measured === null || !Number.isFinite(measured) ? 'no answers' : `${show(measured)}${invalid(id) ? ' (invalid run)' : ''}`,
+      pass: measured === undefined ? null : pass(measured) && !invalid(id),
+    });
 
   const { B1, B2, B3, baseline1 } = byId;
   const b1Ratio = B1 && baseline1 ? B1.requestsPerSec / baseline1.requestsPerSec : undefined;

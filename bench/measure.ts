@@ -40,7 +40,9 @@ export async function measure(def: CaseDef, servers: Server[], m: MeasureContext
   sampleMemory(servers);
 
   const problems: string[] = [];
-  if (r.requests === 0) problems.push('no responses');
+  const warnings: string[] = [];
+  // No answer inside the window is a slow server, not a wrong one: the figures are n/a, the run still valid.
+  if (r.requests === 0) warnings.push(`no answer within ${m.durationSec} s`);
   if (r.non2xx > 0) problems.push(`${r.non2xx} non-2xx (${JSON.stringify(r.statuses)})`);
   if (r.errors > 0) problems.push(`${r.errors} connection errors`);
   if (r.timeouts > 0) problems.push(`${r.timeouts} timeouts`);
@@ -79,5 +81,6 @@ export async function measure(def: CaseDef, servers: Server[], m: MeasureContext
     serverRssMb: servers.map((s) => Math.round(s.lastRssMb)),
     valid: problems.length === 0,
     problems,
+    warnings,
   };
 }

@@ -64,6 +64,9 @@ export function machineInfo(engine: Engine, dbDir?: string): Machine {
 const n0 = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '' : Math.round(v).toLocaleString('en-US'));
 const ms = (v: number) => (Number.isFinite(v) ? v.toFixed(v < 10 ? 2 : 1) : '');
 
+const notes = (c: CaseResult) =>
+  [...(c.valid ? [] : [`INVALID: ${c.problems.join('; ')}`]), ...(c.warnings ?? []), ...(c.valid && c.stored ? ['stored = acked'] : [])].join('; ');
+
 export function markdown(r: RunReport): string {
   const m = r.machine;
   const base = (c: CaseResult) => {
@@ -82,7 +85,7 @@ export function markdown(r: RunReport): string {
     '| case | what | events/s | req/s | vs baseline (req/s) | p50 ms | p99 ms | server CPU | client CPU | notes |',
     '|---|---|---:|---:|---:|---:|---:|---:|---:|---|',
     ...r.cases.map((c) =>
-      `| ${c.id} | ${c.title}${c.instances > 1 ? ` (${c.instances} instances)` : ''} | ${n0(c.eventsPerSec)} | ${n0(c.requestsPerSec)} | ${base(c)} | ${ms(c.latencyMs.p50)} | ${ms(c.latencyMs.p99)} | ${c.serverCpuPercent.toFixed(0)}% | ${c.clientCpuPercent.toFixed(0)}% | ${c.valid ? (c.stored ? 'stored = acked' : '') : `INVALID: ${c.problems.join('; ')}`} |`),
+      `| ${c.id} | ${c.title}${c.instances > 1 ? ` (${c.instances} instances)` : ''} | ${n0(c.eventsPerSec)} | ${n0(c.requestsPerSec)} | ${base(c)} | ${ms(c.latencyMs.p50)} | ${ms(c.latencyMs.p99)} | ${c.serverCpuPercent.toFixed(0)}% | ${c.clientCpuPercent.toFixed(0)}% | ${notes(c)} |`),
     '',
     `Peak server RSS (VmHWM): ${r.peakRssMb.map((x) => `${x.toFixed(0)} MB`).join(', ') || 'n/a'}.`,
     '',

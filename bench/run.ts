@@ -4,7 +4,7 @@
 // never enforced: the exit code is 1 only when the harness broke or a case got errors or lost events.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -16,7 +16,7 @@ import { formatSummary, summarise } from './profile.js';
 import { stopAll } from './procs.js';
 import { machineInfo, markdown, sqliteReference, writeReport, type RunReport } from './report.js';
 import { seedEvents, setupTenant, type SeedResult } from './seed.js';
-import { ROOT, sampleMemory, startBaseline, startMeterd, stopServers, type Server } from './servers.js';
+import { ROOT, measureEnv, sampleMemory, startBaseline, startMeterd, stopServers, type Server } from './servers.js';
 import { soak } from './soak.js';
 import { seedMonth } from './workload.js';
 
@@ -51,11 +51,12 @@ const program = new Command('bench')
   .option('--instances <n>', 'meterd instances (default 1 on SQLite, 2 on PostgreSQL)', int)
   .option('--pg-url <url>', 'PostgreSQL server (a fresh schema is made and dropped)', 'postgres://postgres@127.0.0.1:5432/test')
   .addOption(new Option('--server <entry>', 'run meterd from src (tsx) or dist (npm run build first)').choices(['src', 'dist']).default('src'))
+  .option('--server-protection', "keep meterd's rate limit and load shedding on (the bench turns them off to measure capacity)")
   .option('--seed-batch <n>', 'events per bulk append when seeding', int, 5000);
 
 interface Opts {
   quick?: boolean; engine: Engine; seedEvents?: number; duration?: number; warmup?: number; connections: number; queryConnections: number;
-  only?: CaseId[]; soak?: number; profile?: boolean; instances?: number; pgUrl: string; server: 'src' | 'dist'; seedBatch: number;
+  only?: CaseId[]; soak?: number; profile?: boolean; instances?: number; pgUrl: string; server: 'src' | 'dist'; seedBatch: number; serverProtection?: boolean;
 }
 
 async function main(): Promise<number> {
@@ -79,8 +80,16 @@ async function main(): Promise<number> {
 
   let services: Services | undefined;
   let servers: Server[] = [];
+  let keepLogs = true;
   const cleanup = async () => {
     await stopAll().catch(() => {});
+    if (keepLogs) {
+      // Server and load-generator logs of a failed or invalid run, for the post-mortem.
+      const logs = join(ROOT, 'bench', 'results', 'logs', startedAt.replace(/[:.]/g, '-'));
+      mkdirSync(logs, { recursive: true });
+      for (const f of readdirSync(workDir).filter((x) => x.endsWith('.log'))) copyFileSync(join(workDir, f), join(logs, f));
+      say(`logs kept in ${logs}`);
+    }
     await services?.store.close().catch(() => {});
     services = undefined;
     if (o.engine === 'postgres') {
@@ -117,7 +126,9 @@ async function main(): Promise<number> {
       say(`${def.id}: ${def.title}…`);
       const r = await measure(def, on, m);
       results.push(r);
-      say(`  ${r.eventsPerSec !== undefined ? `${Math.round(r.eventsPerSec)} events/s, ` : ''}${Math.round(r.requestsPerSec)} req/s, p50 ${r.latencyMs.p50.toFixed(2)} ms, p99 ${r.latencyMs.p99.toFixed(2)} ms${r.valid ? '' : ` — INVALID: ${r.problems.join('; ')}`}`);
+      // Percentiles of a case without answers are NaN, which JSON carries as null.
+      const f = (v: number | null) => (v === null || !Number.isFinite(v) ? 'n/a' : v.toFixed(2));
+      say(`  ${r.eventsPerSec !== undefined ? `${Math.round(r.eventsPerSec)} events/s, ` : ''}${Math.round(r.requestsPerSec)} req/s, p50 ${f(r.latencyMs.p50)} ms, p99 ${f(r.latencyMs.p99)} ms${r.valid ? '' : ` — INVALID: ${r.problems.join('; ')}`}${r.warnings.length ? ` (${r.warnings.join('; ')})` : ''}`);
     };
 
     const [base1, base100, b1, b2, b3] = ingestCases(o.connections);
@@ -128,7 +139,7 @@ async function main(): Promise<number> {
       await stopServers([baseline]);
     }
 
-    const meterdOpts = { databaseUrl, adminKey, entry: o.server, profileDir, logDir: workDir };
+    const meterdOpts = { databaseUrl, adminKey, entry: o.server, profileDir, logDir: workDir, protection: !!o.serverProtection };
     for (let i = 0; i < instances; i++) servers.push(await startMeterd(i, meterdOpts));
     const sampler = setInterval(() => sampleMemory(servers), 500);
     await run(b1, servers);
@@ -177,7 +188,7 @@ async function main(): Promise<number> {
     const report: RunReport = {
       startedAt,
       mode: quick ? 'quick' : 'full',
-      options: { durationSec, warmupSec, connections: o.connections, queryConnections: o.queryConnections, seedEvents: seedTotal, seedBatch: o.seedBatch, instances, server: o.server, only: o.only ?? null },
+      options: { durationSec, warmupSec, connections: o.connections, queryConnections: o.queryConnections, seedEvents: seedTotal, seedBatch: o.seedBatch, instances, server: o.server, serverEnv: measureEnv(!!o.serverProtection), only: o.only ?? null },
       machine,
       seed,
       cases: results,
@@ -189,6 +200,7 @@ async function main(): Promise<number> {
     };
     const files = writeReport(resultsDir, report);
     process.stdout.write(`\n${markdown(report)}\nwrote ${files.json} and ${join(resultsDir, 'latest.md')}\n`);
+    keepLogs = !report.valid;
     if (!report.valid) say('some cases had errors or lost events: see INVALID above');
     return report.valid ? 0 : 1;
   } finally {

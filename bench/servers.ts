@@ -21,7 +21,13 @@ export interface MeterdOptions {
   entry: 'src' | 'dist';
   profileDir?: string;
   logDir: string;
+  /** Keep meterd's rate limit and load shedding on (off by default: the bench measures capacity, and a
+   * per-key limit or a 503 under saturation would cap or void the figure). */
+  protection: boolean;
 }
+
+/** The settings the bench changes from meterd's defaults (unknown names are ignored by older builds). */
+export const measureEnv = (protection: boolean): Record<string, string> => (protection ? {} : { RATE_LIMIT_PER_SECOND: '0', SHED_EVENT_LOOP_DELAY_MS: '0' });
 
 async function launch(name: string, script: string[], env: Record<string, string>, logDir: string, profileDir?: string): Promise<Server> {
   const port = await freePort();
@@ -38,7 +44,7 @@ export function startBaseline(logDir: string): Promise<Server> {
 
 export function startMeterd(i: number, o: MeterdOptions): Promise<Server> {
   const script = o.entry === 'dist' ? [join(ROOT, 'dist/cli/index.js'), 'serve'] : ['--import', 'tsx', join(ROOT, 'src/cli/index.ts'), 'serve'];
-  const env = { METERD_ADMIN_KEY: o.adminKey, DATABASE_URL: o.databaseUrl, HOST: '127.0.0.1', LOG_LEVEL: 'warn' };
+  const env = { METERD_ADMIN_KEY: o.adminKey, DATABASE_URL: o.databaseUrl, HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...measureEnv(o.protection) };
   return launch(`meterd-${i}`, script, env, o.logDir, o.profileDir);
 }
 
