@@ -17,6 +17,7 @@ interface IngestOpts {
   tenant: string;
   batch: number;
   source?: string;
+  type?: string;
   format?: string;
   quiet?: boolean;
   errors?: string;
@@ -40,6 +41,7 @@ export function registerIngest(program: Command) {
     .requiredOption('--tenant <id>', 'tenant')
     .option('--batch <n>', 'events per write', positiveInt, 1000)
     .option('--source <source>', 'source of rows that have none (default: file:<basename>)')
+    .option('--type <type>', 'type of rows that have none (a CSV file often has no type column)')
     .option('--format <format>', 'ndjson or csv (default: from the extension)')
     .option('--errors <file>', 'write every rejected or conflicting line to this file, as NDJSON')
     .option('--no-checkpoint', `neither read nor write <file>.meterd-checkpoint (dedupe still applies)`)
@@ -81,11 +83,10 @@ async function ingestFile(s: Services, file: string, opts: IngestOpts): Promise<
   let stoppedByLimit = false;
   try {
     let records = 0;
-    let batch: Array<{ line: number; event: Record<string, unknown> }> = [];
+    let batch: Pending[] = [];
     for await (const item of readRecords(file, format, from)) {
       records++;
-      if (item.error !== undefined) run.problem({ line: item.line, status: 'rejected', error: item.error });
-      else batch.push({ line: item.line, event: withDefaults(item.event!, item.line, base, defaultSource) });
+      batch.push(item.error !== undefined ? { line: item.line, error: item.error } : { line: item.line, event: withDefaults(item.event!, item.line, base, defaultSource, opts.type) });
       if (item.complete) run.position = { offset: item.end, line: item.line };
       if (batch.length >= opts.batch) {
         await run.flush(batch);
@@ -111,10 +112,14 @@ async function ingestFile(s: Services, file: string, opts: IngestOpts): Promise<
   else if (run.counts.rejected + run.counts.conflict > 0) process.exitCode = 1;
 }
 
-function withDefaults(raw: Record<string, unknown>, line: number, base: string, source: string): Record<string, unknown> {
+/** A record read but not yet written: an event, or the reason the line is not one. */
+type Pending = { line: number; event: Record<string, unknown>; error?: undefined } | { line: number; event?: undefined; error: string };
+
+function withDefaults(raw: Record<string, unknown>, line: number, base: string, source: string, type: string | undefined): Record<string, unknown> {
   const e = { ...raw };
   if (e.id === undefined || e.id === null) e.id = `${base}:${line}`;
   if (e.source === undefined || e.source === null) e.source = source;
+  if (type !== undefined && (e.type === undefined || e.type === null)) e.type = type;
   return e;
 }
 
@@ -147,14 +152,19 @@ class IngestRun {
   }
 
   /** Writes one batch (durably: ingest resolves after the commit), then moves the checkpoint. */
-  async flush(batch: Array<{ line: number; event: Record<string, unknown> }>) {
-    if (batch.length > 0) {
-      const result = await this.s.events.ingest(this.ctx, batch.map((b) => b.event));
-      result.events.forEach((r, i) => {
-        if (r.status === 'accepted' || r.status === 'duplicate') this.counts[r.status]++;
-        else if (r.status === 'conflict') this.problem({ line: batch[i].line, status: 'conflict', error: 'an event with this source and id is already stored with different content' });
-        else this.problem({ line: batch[i].line, status: 'rejected', field: r.field || undefined, error: r.error ?? 'rejected' });
-      });
+  async flush(batch: Pending[]) {
+    const events = batch.filter((b) => b.event !== undefined);
+    const receipts = events.length > 0 ? (await this.s.events.ingest(this.ctx, events.map((b) => b.event))).events : [];
+    let k = 0;
+    for (const b of batch) {
+      if (b.error !== undefined) {
+        this.problem({ line: b.line, status: 'rejected', error: b.error });
+        continue;
+      }
+      const r = receipts[k++];
+      if (r.status === 'accepted' || r.status === 'duplicate') this.counts[r.status]++;
+      else if (r.status === 'conflict') this.problem({ line: b.line, status: 'conflict', error: 'an event with this source and id is already stored with different content' });
+      else this.problem({ line: b.line, status: 'rejected', field: r.field || undefined, error: r.error ?? 'rejected' });
     }
     this.checkpoint();
   }
