@@ -1,4 +1,5 @@
-// The one auth check every native route runs: bearer API key -> tenant context, then scope.
+// The one auth check every native route runs (onRequest: before the body is read or validated,
+// so an unauthenticated caller learns nothing and costs nothing): bearer API key -> tenant, scope.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Ctx, Scope } from '../core/context.js';
 import { forbidden, unauthenticated } from '../core/errors.js';

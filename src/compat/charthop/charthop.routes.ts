@@ -72,11 +72,11 @@ export function chartHopAdminRoutes(app: FastifyInstance, s: Services, svc: Char
   const tags = ['compat: ChartHop'];
   r.post('/v1/compat/charthop/orgs', {
     schema: { tags, summary: 'Configure a ChartHop org: creates its meterd customer (and the charthop-usage meter)', body: OrgBody, response: { 201: OrgView, ...errors(400, 401, 403, 409) } },
-    preHandler: requireScope(s.apiKeys, 'admin'),
+    onRequest: requireScope(s.apiKeys, 'admin'),
   }, async (req, reply) => reply.code(201).send(await svc.addOrg(req.ctx, req.body)));
 
   r.get('/v1/compat/charthop/orgs/:orgId', {
     schema: { tags, summary: 'Get a configured ChartHop org by id or slug', params: Type.Object({ orgId: Type.String({ maxLength: 200 }) }), response: { 200: OrgView, ...errors(401, 403, 404) } },
-    preHandler: requireScope(s.apiKeys, 'read'),
+    onRequest: requireScope(s.apiKeys, 'read'),
   }, async (req) => svc.getOrg(req.ctx, req.params.orgId));
 }

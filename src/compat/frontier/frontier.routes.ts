@@ -50,17 +50,17 @@ export function frontierAdminRoutes(app: FastifyInstance, s: Services, svc: Fron
   const tags = ['compat: Frontier'];
   r.post('/v1/compat/frontier/billing-accounts', {
     schema: { tags, summary: 'Configure a Frontier billing account of an organisation: a meterd customer keyed by the billing id', body: S.CreateAccountBody, response: { 201: S.AccountView, ...errors(400, 401, 403, 409) } },
-    preHandler: requireScope(s.apiKeys, 'admin'),
+    onRequest: requireScope(s.apiKeys, 'admin'),
   }, async (req, reply) => reply.code(201).send(await svc.createAccount(req.ctx, req.body)));
 
   r.get('/v1/compat/frontier/billing-accounts/:billingId', {
     schema: { tags, summary: 'A Frontier billing account with its credit balance (top-ups - debits, exact)', params: S.BillingParams, response: { 200: S.AccountView, ...errors(401, 403, 404) } },
-    preHandler: requireScope(s.apiKeys, 'read'),
+    onRequest: requireScope(s.apiKeys, 'read'),
   }, async (req) => svc.getAccount(req.ctx, req.params.billingId));
 
   r.post('/v1/compat/frontier/billing-accounts/:billingId/topups', {
     schema: { tags, summary: 'Add credits to a Frontier billing account (an event of type frontier.credit.topup)', params: S.BillingParams, body: S.TopUpBody, response: { 201: S.TopUpView, 200: S.TopUpView, ...errors(400, 401, 403, 404, 409) } },
-    preHandler: requireScope(s.apiKeys, 'admin'),
+    onRequest: requireScope(s.apiKeys, 'admin'),
   }, async (req, reply) => {
     const result = await svc.topUp(req.ctx, req.params.billingId, req.body);
     return reply.code(result.status === 'accepted' ? 201 : 200).send(result);
@@ -68,6 +68,6 @@ export function frontierAdminRoutes(app: FastifyInstance, s: Services, svc: Fron
 
   r.post('/v1/compat/frontier/credentials', {
     schema: { tags, summary: 'Create Frontier client credentials: a new meterd API key with the ingest scope, shown once', body: S.CredentialsBody, response: { 201: S.CredentialsView, ...errors(400, 401, 403) } },
-    preHandler: requireScope(s.apiKeys, 'admin'),
+    onRequest: requireScope(s.apiKeys, 'admin'),
   }, async (req, reply) => reply.code(201).send(await svc.createCredentials(req.ctx, req.body.name)));
 }

@@ -59,21 +59,21 @@ export function killBillAdminRoutes(app: FastifyInstance, s: Services, svc: Kill
   const tags = ['compat: Kill Bill'];
   r.post('/v1/compat/killbill/unit-types', {
     schema: { tags, summary: 'Configure a Kill Bill unit type: creates its SUM meter', body: S.UnitTypeBody, response: { 201: S.UnitTypeView, ...errors(400, 401, 403, 409) } },
-    preHandler: requireScope(s.apiKeys, 'admin'),
+    onRequest: requireScope(s.apiKeys, 'admin'),
   }, async (req, reply) => reply.code(201).send(await svc.addUnitType(req.ctx, req.body)));
 
   r.get('/v1/compat/killbill/unit-types', {
     schema: { tags, summary: 'List the configured Kill Bill unit types and their meters', response: { 200: Type.Object({ data: Type.Array(S.UnitTypeView) }), ...errors(401, 403) } },
-    preHandler: requireScope(s.apiKeys, 'read'),
+    onRequest: requireScope(s.apiKeys, 'read'),
   }, async (req) => ({ data: await svc.listUnitTypes(req.ctx) }));
 
   r.post('/v1/compat/killbill/subscriptions', {
     schema: { tags, summary: 'Configure a Kill Bill subscription: creates its meterd customer', body: S.SubscriptionBody, response: { 201: S.SubscriptionView, ...errors(400, 401, 403, 409) } },
-    preHandler: requireScope(s.apiKeys, 'admin'),
+    onRequest: requireScope(s.apiKeys, 'admin'),
   }, async (req, reply) => reply.code(201).send(await svc.addSubscription(req.ctx, req.body)));
 
   r.get('/v1/compat/killbill/subscriptions/:subscriptionId', {
     schema: { tags, summary: 'Get a configured Kill Bill subscription', params: Type.Object({ subscriptionId: Type.String({ maxLength: 64 }) }), response: { 200: S.SubscriptionView, ...errors(401, 403, 404) } },
-    preHandler: requireScope(s.apiKeys, 'read'),
+    onRequest: requireScope(s.apiKeys, 'read'),
   }, async (req) => svc.getSubscription(req.ctx, req.params.subscriptionId));
 }

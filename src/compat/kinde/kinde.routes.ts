@@ -61,26 +61,26 @@ export function kindeAdminRoutes(app: FastifyInstance, s: Services, svc: KindeSe
   const tags = ['compat: Kinde'];
   r.post('/v1/compat/kinde/features', {
     schema: { tags, summary: 'Configure a Kinde billing feature code: creates its SUM meter', body: S.FeatureBody, response: { 201: S.FeatureView, ...errors(400, 401, 403, 409) } },
-    preHandler: requireScope(s.apiKeys, 'admin'),
+    onRequest: requireScope(s.apiKeys, 'admin'),
   }, async (req, reply) => reply.code(201).send(await svc.addFeature(req.ctx, req.body)));
 
   r.get('/v1/compat/kinde/features', {
     schema: { tags, summary: 'List the configured Kinde feature codes and their meters', response: { 200: Type.Object({ data: Type.Array(S.FeatureView) }), ...errors(401, 403) } },
-    preHandler: requireScope(s.apiKeys, 'read'),
+    onRequest: requireScope(s.apiKeys, 'read'),
   }, async (req) => ({ data: await svc.listFeatures(req.ctx) }));
 
   r.post('/v1/compat/kinde/agreements', {
     schema: { tags, summary: 'Configure a Kinde billing agreement: creates its meterd customer', body: S.AgreementBody, response: { 201: S.AgreementView, ...errors(400, 401, 403, 409) } },
-    preHandler: requireScope(s.apiKeys, 'admin'),
+    onRequest: requireScope(s.apiKeys, 'admin'),
   }, async (req, reply) => reply.code(201).send(await svc.addAgreement(req.ctx, req.body)));
 
   r.get('/v1/compat/kinde/agreements/:agreementId', {
     schema: { tags, summary: 'Get a configured Kinde agreement', params: Type.Object({ agreementId: Type.String({ maxLength: 200 }) }), response: { 200: S.AgreementView, ...errors(401, 403, 404) } },
-    preHandler: requireScope(s.apiKeys, 'read'),
+    onRequest: requireScope(s.apiKeys, 'read'),
   }, async (req) => svc.getAgreement(req.ctx, req.params.agreementId));
 
   r.post('/v1/compat/kinde/clients', {
     schema: { tags, summary: 'Create an OAuth client for the Kinde API (an ingest API key); the secret is shown only here', body: S.ClientBody, response: { 201: S.ClientView, ...errors(400, 401, 403) } },
-    preHandler: requireScope(s.apiKeys, 'admin'),
+    onRequest: requireScope(s.apiKeys, 'admin'),
   }, async (req, reply) => reply.code(201).send(await svc.createClient(req.ctx, req.body.name)));
 }

@@ -62,36 +62,36 @@ export function planshipAdminRoutes(app: FastifyInstance, s: Services, svc: Plan
 
   r.post('/v1/compat/planship/products', {
     schema: { tags, summary: 'Configure a Planship product: a SUM meter ps-<product> of its usage', body: S.CreateProductBody, response: { 201: S.ProductView, ...errors(400, 401, 403, 409) } },
-    preHandler: admin,
+    onRequest: admin,
   }, async (req, reply) => reply.code(201).send(await cfg.createProduct(req.ctx, req.body)));
 
   r.get('/v1/compat/planship/products/:product', {
     schema: { tags, summary: 'A Planship product with its levers', params: ProductParams, response: { 200: S.ProductView, ...errors(401, 403, 404) } },
-    preHandler: requireScope(s.apiKeys, 'read'),
+    onRequest: requireScope(s.apiKeys, 'read'),
   }, async (req) => cfg.view(req.ctx, req.params.product));
 
   r.post('/v1/compat/planship/products/:product/levers', {
     schema: { tags, summary: 'Configure a metered lever (metering ids, formula, period): a meter ps-<product>--<lever>, backfilled', params: ProductParams, body: S.CreateLeverBody, response: { 201: S.ProductView, ...errors(400, 401, 403, 404, 409) } },
-    preHandler: admin,
+    onRequest: admin,
   }, async (req, reply) => reply.code(201).send(await cfg.createLever(req.ctx, req.params.product, req.body)));
 
   r.post('/v1/compat/planship/customers', {
     schema: { tags, summary: 'Configure a Planship customer (a meterd customer keyed by the customer id) and its subscriptions', body: S.CreateCustomerBody, response: { 201: S.CustomerView, ...errors(400, 401, 403, 404, 409) } },
-    preHandler: admin,
+    onRequest: admin,
   }, async (req, reply) => reply.code(201).send(await cfg.createCustomer(req.ctx, req.body)));
 
   r.get('/v1/compat/planship/customers/:customerId', {
     schema: { tags, summary: 'A Planship customer and its subscriptions', params: CustomerParams, response: { 200: S.CustomerView, ...errors(401, 403, 404) } },
-    preHandler: requireScope(s.apiKeys, 'read'),
+    onRequest: requireScope(s.apiKeys, 'read'),
   }, async (req) => cfg.customerView(req.ctx, req.params.customerId));
 
   r.post('/v1/compat/planship/customers/:customerId/subscriptions', {
     schema: { tags, summary: 'Subscribe a customer (any meterd customer) to a product; periods renew from startedAt', params: CustomerParams, body: S.SubscriptionBody, response: { 201: S.CustomerView, ...errors(400, 401, 403, 404, 409) } },
-    preHandler: admin,
+    onRequest: admin,
   }, async (req, reply) => reply.code(201).send(await cfg.addSubscription(req.ctx, req.params.customerId, req.body)));
 
   r.post('/v1/compat/planship/credentials', {
     schema: { tags, summary: 'Create Planship client credentials: a new meterd API key (ingest, read), shown once', body: S.CredentialsBody, response: { 201: S.CredentialsView, ...errors(400, 401, 403) } },
-    preHandler: admin,
+    onRequest: admin,
   }, async (req, reply) => reply.code(201).send(await cfg.createCredentials(req.ctx, req.body.name)));
 }

@@ -35,7 +35,7 @@ export function apiKeyRoutes(app: FastifyInstance, s: Services) {
       body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 128 }), scopes: Type.Array(ScopeSchema, { minItems: 1, maxItems: 3, uniqueItems: true }) }, { additionalProperties: false }),
       response: { 201: Type.Intersect([KeySchema, Type.Object({ key: Type.String() })]), ...errors(400, 401, 403) },
     },
-    preHandler: requireScope(s.apiKeys, 'admin'),
+    onRequest: requireScope(s.apiKeys, 'admin'),
   }, async (req, reply) => {
     const { key, record } = await s.apiKeys.create(req.ctx.tenantId, req.body.name, req.body.scopes);
     return reply.code(201).send({ ...keyView(record), key });
@@ -43,12 +43,12 @@ export function apiKeyRoutes(app: FastifyInstance, s: Services) {
 
   r.get('/v1/api-keys', {
     schema: { tags, summary: 'List API keys (never their secrets)', response: { 200: Type.Object({ data: Type.Array(KeySchema) }), ...errors(401, 403) } },
-    preHandler: requireScope(s.apiKeys, 'admin'),
+    onRequest: requireScope(s.apiKeys, 'admin'),
   }, async (req) => ({ data: (await s.apiKeys.list(req.ctx)).map(keyView) }));
 
   r.delete('/v1/api-keys/:id', {
     schema: { tags, summary: 'Revoke an API key; it fails from the next request on', params: Type.Object({ id: Type.String({ maxLength: 64 }) }), response: { 204: Type.Null(), ...errors(401, 403, 404) } },
-    preHandler: requireScope(s.apiKeys, 'admin'),
+    onRequest: requireScope(s.apiKeys, 'admin'),
   }, async (req, reply) => {
     await s.apiKeys.revoke(req.ctx, req.params.id);
     return reply.code(204).send(null);

@@ -23,12 +23,12 @@ export function customerRoutes(app: FastifyInstance, s: Services) {
   const tags = ['customers'];
   r.post('/v1/customers', {
     schema: { tags, summary: 'Create a customer owning event subjects', body: CreateCustomerBody, response: { 201: Type.Ref('Customer'), ...errors(400, 401, 403, 409) } },
-    preHandler: requireScope(s.apiKeys, 'admin'),
+    onRequest: requireScope(s.apiKeys, 'admin'),
   }, async (req, reply) => reply.code(201).send(view(await s.customers.create(req.ctx, req.body))));
 
   r.get('/v1/customers', {
     schema: { tags, summary: 'List customers by key', querystring: ListCustomersQuery, response: { 200: Type.Object({ data: Type.Array(Type.Ref('Customer')), nextCursor: Type.Union([Type.String(), Type.Null()]) }), ...errors(400, 401, 403) } },
-    preHandler: requireScope(s.apiKeys, 'read'),
+    onRequest: requireScope(s.apiKeys, 'read'),
   }, async (req) => {
     const { customers, nextCursor } = await s.customers.list(req.ctx, req.query.cursor, req.query.limit ?? 100);
     return { data: customers.map(view), nextCursor };
@@ -36,11 +36,11 @@ export function customerRoutes(app: FastifyInstance, s: Services) {
 
   r.get('/v1/customers/:key', {
     schema: { tags, summary: 'Get a customer', params: CustomerParams, response: { 200: Type.Ref('Customer'), ...errors(401, 403, 404) } },
-    preHandler: requireScope(s.apiKeys, 'read'),
+    onRequest: requireScope(s.apiKeys, 'read'),
   }, async (req) => view(await s.customers.get(req.ctx, req.params.key)));
 
   r.patch('/v1/customers/:key', {
     schema: { tags, summary: 'Update a customer (subjects replace the list)', params: CustomerParams, body: UpdateCustomerBody, response: { 200: Type.Ref('Customer'), ...errors(400, 401, 403, 404, 409) } },
-    preHandler: requireScope(s.apiKeys, 'admin'),
+    onRequest: requireScope(s.apiKeys, 'admin'),
   }, async (req) => view(await s.customers.update(req.ctx, req.params.key, req.body)));
 }

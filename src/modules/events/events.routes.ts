@@ -24,7 +24,7 @@ export function eventRoutes(app: FastifyInstance, s: Services) {
     },
     // Events are validated one by one in the service, so one bad event cannot fail a batch.
     validatorCompiler: () => () => true,
-    preHandler: requireScope(s.apiKeys, 'ingest'),
+    onRequest: requireScope(s.apiKeys, 'ingest'),
   }, async (req, reply) => {
     const contentType = String(req.headers['content-type'] ?? '');
     const body = req.body as unknown;
@@ -52,7 +52,7 @@ export function eventRoutes(app: FastifyInstance, s: Services) {
       querystring: ListEventsQuery,
       response: { 200: Type.Object({ data: Type.Array(StoredEventSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), ...errors(400, 401, 403) },
     },
-    preHandler: requireScope(s.apiKeys, 'read'),
+    onRequest: requireScope(s.apiKeys, 'read'),
   }, async (req) => {
     const q = req.query;
     const filter = {

@@ -24,22 +24,22 @@ export function meterRoutes(app: FastifyInstance, s: Services) {
   const tags = ['meters'];
   r.post('/v1/meters', {
     schema: { tags, summary: 'Create a meter (counts events already stored too)', body: CreateMeterBody, response: { 201: Type.Ref('Meter'), ...errors(400, 401, 403, 409) } },
-    preHandler: requireScope(s.apiKeys, 'admin'),
+    onRequest: requireScope(s.apiKeys, 'admin'),
   }, async (req, reply) => reply.code(201).send(meterView(await s.meters.create(req.ctx, req.body))));
 
   r.get('/v1/meters', {
     schema: { tags, summary: 'List meters', response: { 200: Type.Object({ data: Type.Array(Type.Ref('Meter')) }), ...errors(401, 403) } },
-    preHandler: requireScope(s.apiKeys, 'read'),
+    onRequest: requireScope(s.apiKeys, 'read'),
   }, async (req) => ({ data: (await s.meters.list(req.ctx)).map(meterView) }));
 
   r.get('/v1/meters/:slug', {
     schema: { tags, summary: 'Get a meter', params: SlugParams, response: { 200: Type.Ref('Meter'), ...errors(401, 403, 404) } },
-    preHandler: requireScope(s.apiKeys, 'read'),
+    onRequest: requireScope(s.apiKeys, 'read'),
   }, async (req) => meterView(await s.meters.get(req.ctx, req.params.slug)));
 
   r.delete('/v1/meters/:slug', {
     schema: { tags, summary: 'Delete a meter and its rollups (events are kept)', params: SlugParams, response: { 204: Type.Null(), ...errors(401, 403, 404) } },
-    preHandler: requireScope(s.apiKeys, 'admin'),
+    onRequest: requireScope(s.apiKeys, 'admin'),
   }, async (req, reply) => {
     await s.meters.delete(req.ctx, req.params.slug);
     return reply.code(204).send(null);

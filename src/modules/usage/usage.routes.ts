@@ -52,6 +52,6 @@ export function usageRoutes(app: FastifyInstance, s: Services) {
       querystring: UsageQuerySchema,
       response: { 200: Type.Ref('UsageResult'), ...errors(400, 401, 403, 404) },
     },
-    preHandler: requireScope(s.apiKeys, 'read'),
+    onRequest: requireScope(s.apiKeys, 'read'),
   }, async (req) => s.usage.query(req.ctx, req.params.slug, parseUsageQuery(req.query as Record<string, unknown>)));
 }
