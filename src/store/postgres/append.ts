@@ -23,8 +23,8 @@ interface Candidate {
   seq: number;
 }
 
-/** Bytes of one index entry PostgreSQL accepts comfortably (B-tree rows max out near 2.7 kB). */
-const MAX_KEY_BYTES = 2000;
+/** Bytes of one index entry PostgreSQL accepts (B-tree rows max out at 2704 bytes with overhead). */
+const MAX_KEY_BYTES = 2600;
 
 /** Refuses, before the transaction, a job PostgreSQL would reject mid-way (failing its whole group). */
 export function unstorable(job: AppendJob): Error | undefined {

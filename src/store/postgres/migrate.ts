@@ -10,6 +10,8 @@ async function locked(pool: pg.Pool, schema: string | undefined, run: (c: pg.Poo
   const c = await pool.connect();
   let broken: Error | undefined;
   try {
+    // Waiting for another instance's migration, or a long migration, is not a stuck statement.
+    await c.query('SET statement_timeout = 0');
     await c.query('SELECT pg_advisory_lock($1, hashtext($2))', [MIGRATION_LOCK, schema ?? 'public']);
     try {
       if (schema !== undefined) await c.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
@@ -17,6 +19,7 @@ async function locked(pool: pg.Pool, schema: string | undefined, run: (c: pg.Poo
       await run(c);
     } finally {
       await c.query('SELECT pg_advisory_unlock($1, hashtext($2))', [MIGRATION_LOCK, schema ?? 'public']);
+      await c.query('RESET statement_timeout');
     }
   } catch (e) {
     broken = e as Error;
