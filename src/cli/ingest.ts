@@ -47,6 +47,22 @@ export function registerIngest(program: Command) {
     .option('--no-checkpoint', `neither read nor write <file>.meterd-checkpoint (dedupe still applies)`)
     .option('--quiet', 'no progress bar')
     .addOption(new Option('--limit <n>', 'stop after n records, as if interrupted (for tests)').argParser(positiveInt).hideHelp())
+    .addHelpText(
+      'after',
+      `
+Formats: NDJSON (.ndjson, .jsonl) holds one CloudEvents JSON object per line. CSV (.csv) has a header
+row; columns id, source, specversion, type, subject, time are event attributes, data.<name> (or any
+other column) goes into data as a string, so amounts stay exact; empty cells are left out.
+
+Re-running is safe: events are deduplicated by (source, id) forever. A row without an id gets
+<basename>:<line> and one without a source file:<basename>, so the same file names its rows the same
+way every time (give files with the same name different --source values). <file>.meterd-checkpoint
+records how far a run got so the next one skips that part; it is only a shortcut: deleting it, or
+--no-checkpoint, re-reads everything and counts nothing twice.
+
+Exit status: 0 when every line was stored (or was a duplicate), 1 when some were rejected or
+conflicted (the others are kept), 130 when interrupted (run again to continue).`,
+    )
     .action((file: string, opts: IngestOpts) => withServices((s) => ingestFile(s, file, opts)));
 }
 
