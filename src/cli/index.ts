@@ -9,7 +9,7 @@ program.name('meterd').description('Exact, durable usage metering').version('0.1
 registerCommands(program, process.argv)
   .then(() => program.parseAsync(process.argv))
   .catch((e: unknown) => {
-  // User errors (AppError, CliError, bad config) and failures alike: one message, no stack.
-  process.stderr.write(`meterd: ${describeError(e)}\n`);
-  process.exitCode = 1;
-});
+    // User errors (AppError, CliError, bad config) and failures alike: one message, no stack.
+    process.stderr.write(`meterd: ${describeError(e)}\n`);
+    process.exitCode = 1;
+  });

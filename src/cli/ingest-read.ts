@@ -146,7 +146,9 @@ function csvEvent(cols: Column[], values: string[]): Record<string, unknown> {
 type Parsed = { record: string[]; info: Info };
 
 function csvParser(path: string, start: number, extra: { to?: number } = {}) {
-  const parser = parse({ info: true, bom: start === 0, skip_empty_lines: true, skip_records_with_error: true, ...extra });
+  // Field counts are checked against the header here, not by the parser: a parser started
+  // mid-file would take its first row, maybe a bad one, as the reference.
+  const parser = parse({ info: true, bom: start === 0, skip_empty_lines: true, skip_records_with_error: true, relax_column_count: true, ...extra });
   return pipeline(createReadStream(path, { start, highWaterMark: 1 << 20 }), parser, () => {});
 }
 
@@ -166,13 +168,15 @@ async function* readCsv(path: string, from: Position): AsyncGenerator<SourceItem
   const skipped: SourceItem[] = [];
   let lastEnd = start.offset;
   parser.on('skip', (err: CsvError & { lines?: number }) => {
-    skipped.push({ line: start.line + (err.lines ?? 0), end: lastEnd, complete: true, error: `invalid CSV row: ${err.message.replace(/ on line \d+$/, '')}` });
+    // complete: false, as its end offset is not known: the checkpoint waits for the next good row.
+    skipped.push({ line: start.line + (err.lines ?? 0), end: lastEnd, complete: false, error: `invalid CSV row: ${err.message.replace(/ on line \d+$/, '')}` });
   });
   for await (const { record, info } of parser as AsyncIterable<Parsed>) {
     const line = start.line + info.lines;
     while (skipped.length > 0 && skipped[0].line < line) yield { ...skipped.shift()!, end: lastEnd };
     lastEnd = start.offset + info.bytes;
-    yield { line, end: lastEnd, complete: true, event: csvEvent(cols, record) };
+    if (record.length !== cols.length) yield { line, end: lastEnd, complete: true, error: `invalid CSV row: expected ${cols.length} fields as in the header, got ${record.length}` };
+    else yield { line, end: lastEnd, complete: true, event: csvEvent(cols, record) };
   }
   for (const s of skipped) yield { ...s, end: lastEnd };
 }
