@@ -32,9 +32,30 @@ export const throttled = (retryAfterSeconds: number) =>
 
 const STATUS_OF_KIND: Record<string, number> = { validation: 400, unauthenticated: 403, forbidden: 403, not_found: 400, conflict: 409, rate_limited: 429, unavailable: 503 };
 
+/** The token endpoint: every error it answers is an RFC 6749 error (its 400/401 response schema is that shape). */
+export const TOKEN_PATH = '/oauth2/token';
+
+/** Any error on the token endpoint as an RFC 6749 §5.2 error: bad bodies and media types are invalid_request (400). */
+function toOAuthError(err: unknown): { error: OAuthError; headers: Record<string, string>; unexpected: boolean } {
+  if (err instanceof OAuthError) return { error: err, headers: {}, unexpected: false };
+  if (err instanceof AppError) {
+    const headers: Record<string, string> = err.retryAfterSeconds ? { 'retry-after': String(err.retryAfterSeconds) } : {};
+    if (err.kind === 'rate_limited') return { error: new OAuthError(429, 'slow_down', err.message), headers, unexpected: false };
+    if (err.kind === 'unavailable') return { error: new OAuthError(503, 'temporarily_unavailable', err.message), headers, unexpected: false };
+    if (err.kind === 'unauthenticated') return { error: new OAuthError(401, 'invalid_client', err.message), headers, unexpected: false };
+    return { error: new OAuthError(400, 'invalid_request', err.message), headers, unexpected: false };
+  }
+  const fe = err as FastifyError;
+  const status = typeof fe?.statusCode === 'number' ? fe.statusCode : 500;
+  if (status >= 400 && status < 500) return { error: new OAuthError(400, 'invalid_request', fe.message), headers: {}, unexpected: false };
+  return { error: new OAuthError(500, 'server_error', 'internal error; the request id identifies it in the server log'), headers: {}, unexpected: true };
+}
+
 export function kindeErrorHandler(err: unknown, request: FastifyRequest, reply: FastifyReply) {
-  if (err instanceof OAuthError) {
-    return reply.code(err.status).type('application/json').send({ error: err.error, error_description: err.description });
+  if (err instanceof OAuthError || request.routeOptions.url === TOKEN_PATH) {
+    const { error, headers, unexpected } = toOAuthError(err);
+    if (unexpected) request.log.error({ err }, 'unexpected error');
+    return reply.code(error.status).headers(headers).type('application/json').send({ error: error.error, error_description: error.description });
   }
   let e: KindeError;
   if (err instanceof KindeError) e = err;

@@ -6,7 +6,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { errors } from '../../http/schemas.js';
 import { requireScope } from '../../http/auth.js';
 import type { Services } from '../../main.js';
-import { kindeErrorHandler, throttled } from './kinde.errors.js';
+import { kindeErrorHandler, throttled, TOKEN_PATH } from './kinde.errors.js';
 import type { KindeService, MeterUsageRequest } from './kinde.service.js';
 import { METER_USAGE_SCOPE, type KindeTokens, type TokenRequest } from './kinde.tokens.js';
 import type { Throttle } from './kinde.throttle.js';
@@ -28,7 +28,7 @@ export async function kindeRoutes(app: FastifyInstance, svc: KindeService, token
     const r = scope.withTypeProvider<TypeBoxTypeProvider>();
     const tags = ['compat: Kinde'];
 
-    r.post('/oauth2/token', {
+    r.post(TOKEN_PATH, {
       schema: {
         tags, summary: 'Client credentials token for the Kinde API',
         description: 'client_id/client_secret are a meterd API key\'s id and secret parts (or a client from POST /v1/compat/kinde/clients). Answers an HS256 JWT with scope create:meter_usage.',
