@@ -31,6 +31,15 @@ export interface TokenResponse {
   scope: string;
 }
 
+/** application/x-www-form-urlencoded decoding of one value; undefined when its percent-escapes are invalid. */
+function formDecode(v: string): string | undefined {
+  try {
+    return decodeURIComponent(v.replace(/\+/g, ' '));
+  } catch {
+    return undefined;
+  }
+}
+
 const scopesOf = (key: ApiKeyRecord) => (key.scopes.includes('ingest') || key.scopes.includes('admin') ? [METER_USAGE_SCOPE] : []);
 
 export class KindeTokens {
@@ -43,7 +52,8 @@ export class KindeTokens {
     if (basic && !id) {
       const text = Buffer.from(basic[1], 'base64').toString('utf8');
       const colon = text.indexOf(':');
-      if (colon > 0) [id, secret] = [decodeURIComponent(text.slice(0, colon)), decodeURIComponent(text.slice(colon + 1))];
+      // client_secret_basic form-encodes both parts (RFC 6749 §2.3.1); a bad escape is a bad credential.
+      if (colon > 0) [id, secret] = [formDecode(text.slice(0, colon)), formDecode(text.slice(colon + 1))];
     }
     if (!id || !secret) throw new OAuthError(401, 'invalid_client', 'client_id and client_secret are required');
     let key: ApiKeyRecord;
