@@ -7,6 +7,7 @@ import { AppError, notFound } from '../../core/errors.js';
 import type { Services } from '../../main.js';
 import type { Customer } from '../../modules/customers/customers.types.js';
 import { ChartHopError } from './charthop.errors.js';
+import { canNameKey } from '../keys.js';
 
 export const USAGE_EVENT_TYPE = 'charthop.usage';
 export const UPGRADE_EVENT_TYPE = 'charthop.upgrade_interest';
@@ -107,6 +108,7 @@ export class ChartHopService {
 
   /** An org by id, else by slug. */
   private async findOrg(ctx: Ctx, orgIdOrSlug: string): Promise<Customer | undefined> {
+    if (!canNameKey(orgIdOrSlug)) return undefined;
     const byId = await this.s.store.getCustomer(ctx.tenantId, orgIdOrSlug);
     if (byId && isOrg(byId)) return byId;
     const owner = (await this.s.store.customersOfSubjects(ctx.tenantId, [slugSubject(orgIdOrSlug)])).get(slugSubject(orgIdOrSlug));

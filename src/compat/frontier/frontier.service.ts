@@ -13,6 +13,7 @@ import { parseKey } from '../../modules/api-keys/api-keys.service.js';
 import type { Services } from '../../main.js';
 import { alreadyApplied, customerNotFound, FrontierError, GRPC, INSUFFICIENT_CREDITS, insufficientCredits, invalidArgument, permissionDenied, unauthenticated } from './frontier.errors.js';
 import type { AccountView, CreateAccountBody, TopUpBody } from './frontier.schemas.js';
+import { canNameKey } from '../keys.js';
 
 export const TYPE_TOPUP = 'frontier.credit.topup';
 export const TYPE_DEBIT = 'frontier.credit.debit';
@@ -236,7 +237,7 @@ export class FrontierService {
   }
 
   async account(ctx: Ctx, billingId: string): Promise<Customer> {
-    const c = await this.s.store.getCustomer(ctx.tenantId, billingId.toLowerCase());
+    const c = canNameKey(billingId) ? await this.s.store.getCustomer(ctx.tenantId, billingId.toLowerCase()) : undefined;
     if (!c || c.metadata[ORG] === undefined) throw notFound(`Frontier billing account "${billingId}"`);
     return c;
   }

@@ -13,6 +13,7 @@ import type { Meter } from '../../modules/meters/meters.types.js';
 import { validateEvent, type EventLimits } from '../../modules/events/event-validation.js';
 import type { NewEvent } from '../../modules/events/events.types.js';
 import * as kbErr from './killbill.errors.js';
+import { canNameKey } from '../keys.js';
 
 const canonicalize = canonicalizeModule as unknown as (v: unknown) => string | undefined;
 
@@ -161,7 +162,7 @@ export class KillBillService {
   }
 
   async getSubscription(ctx: Ctx, subscriptionId: string): Promise<SubscriptionView> {
-    const c = await this.s.store.getCustomer(ctx.tenantId, subscriptionId);
+    const c = canNameKey(subscriptionId) ? await this.s.store.getCustomer(ctx.tenantId, subscriptionId) : undefined;
     if (!c || !isKillBillSubscription(c)) throw notFound(`Kill Bill subscription "${subscriptionId}"`);
     return subscriptionView(c);
   }

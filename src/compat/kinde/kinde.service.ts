@@ -12,6 +12,7 @@ import type { Services } from '../../main.js';
 import type { Customer } from '../../modules/customers/customers.types.js';
 import type { Meter } from '../../modules/meters/meters.types.js';
 import { KindeError, invalidRequest } from './kinde.errors.js';
+import { canNameKey } from '../keys.js';
 
 export const USAGE_TYPE_PREFIX = 'kinde.meter_usage.';
 const COMPAT = 'kinde';
@@ -122,7 +123,7 @@ export class KindeService {
   }
 
   async getAgreement(ctx: Ctx, agreementId: string): Promise<AgreementView> {
-    const c = await this.s.store.getCustomer(ctx.tenantId, agreementId);
+    const c = canNameKey(agreementId) ? await this.s.store.getCustomer(ctx.tenantId, agreementId) : undefined;
     if (!c || !isKindeAgreement(c)) throw notFound(`Kinde agreement "${agreementId}"`);
     return agreementView(c);
   }
@@ -158,7 +159,7 @@ export class KindeService {
       throw invalidRequest('IDEMPOTENCY_KEY_INVALID', 'Idempotency-Key must be 1-200 visible ASCII characters');
     }
 
-    const agreement = await this.s.store.getCustomer(ctx.tenantId, agreementId);
+    const agreement = canNameKey(agreementId) ? await this.s.store.getCustomer(ctx.tenantId, agreementId) : undefined;
     if (!agreement || !isKindeAgreement(agreement)) throw invalidRequest('CUSTOMER_AGREEMENT_NOT_FOUND', `no billing agreement ${agreementId}`);
     const view = agreementView(agreement);
     const meter = (await this.featureMeters(ctx)).find((m) => m.eventType === USAGE_TYPE_PREFIX + code);

@@ -13,6 +13,7 @@ import { parseKey } from '../../modules/api-keys/api-keys.service.js';
 import type { Services } from '../../main.js';
 import type { LeverConfig, Subscription } from './planship.levers.js';
 import type { CreateCustomerBody, CreateLeverBody, CreateProductBody, SubscriptionBody } from './planship.schemas.js';
+import { canNameKey } from '../keys.js';
 
 export const eventType = (product: string) => `planship.usage.${product}`;
 export const productMeterSlug = (product: string) => `ps-${product}`;
@@ -98,7 +99,7 @@ export class PlanshipConfig {
   }
 
   async addSubscription(ctx: Ctx, customerId: string, input: SubscriptionBody) {
-    const c = await this.s.customers.get(ctx, customerId);
+    const c = await this.customer(ctx, customerId);
     const s = await this.subscriptionOf(ctx, input);
     if (c.metadata[SUB_PREFIX + s.id] !== undefined) throw conflict(`subscription ${s.id} already exists`, [{ field: 'subscriptionId', message: 'already in use' }]);
     await this.s.customers.update(ctx, customerId, { metadata: { ...c.metadata, [SUB_PREFIX + s.id]: encodeSubscription(s) } });
@@ -106,9 +107,15 @@ export class PlanshipConfig {
   }
 
   async customerView(ctx: Ctx, customerId: string) {
-    const c = await this.s.customers.get(ctx, customerId);
+    const c = await this.customer(ctx, customerId);
     const subscriptions = subscriptionsOf(c).map((s) => ({ subscriptionId: s.id, product: s.product, startedAt: formatInstant(s.startedAt), renew: s.renew, timeZone: s.timeZone }));
     return { customerId: c.key, name: c.name, subscriptions };
+  }
+
+  /** Any meterd customer by key (an id no key can have is not found). */
+  private async customer(ctx: Ctx, customerId: string): Promise<Customer> {
+    if (!canNameKey(customerId)) throw notFound(`customer "${customerId}"`);
+    return this.s.customers.get(ctx, customerId);
   }
 
   private async subscriptionOf(ctx: Ctx, input: SubscriptionBody): Promise<Subscription> {

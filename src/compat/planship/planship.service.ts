@@ -11,6 +11,7 @@ import { eventType, subscriptionsOf, type Lever, type PlanshipConfig, type Produ
 import { applyFormula, calendarMonth, currentPeriod, leverUsageJson, type Cell, type Range } from './planship.levers.js';
 import { invalid, notFound, PlanshipError } from './planship.errors.js';
 import type { MeteredUsageIn } from './planship.schemas.js';
+import { canNameKey } from '../keys.js';
 
 export interface MeteringRecord {
   id: string;
@@ -41,7 +42,7 @@ export class PlanshipService {
   }
 
   private async customerOrFail(ctx: Ctx, id: string): Promise<Customer> {
-    const c = await this.s.store.getCustomer(ctx.tenantId, id);
+    const c = canNameKey(id) ? await this.s.store.getCustomer(ctx.tenantId, id) : undefined;
     if (!c) throw notFound(`Customer '${id}' not found`);
     return c;
   }
