@@ -97,8 +97,9 @@ export function evaluateTargets(engine: Engine, byId: Partial<Record<CaseId, Cas
   const add = (id: string, description: string, limit: string, measured: number | undefined, pass: (v: number) => boolean, show: (v: number) => string) =>
     out.push({
       id, description, limit,
-      measured: measured === undefined ? 'not run' : measured === null || !Number.isFinite(measured) ? 'no answers' : `${show(measured)}${invalid(id) ? ' (invalid run)' : ''}`,
-      pass: measured === undefined ? null : pass(measured) && !invalid(id),
+      measured: measured === undefined ? 'not run' : measured === null || !Number.isFinite(measured) ? 'no answer in the window' : `${show(measured)}${invalid(id) ? ' (invalid run)' : ''}`,
+      // No answer inside the measured window (NaN, null in JSON) is a failure, not a pass.
+      pass: measured === undefined ? null : measured !== null && Number.isFinite(measured) && pass(measured) && !invalid(id),
     });
 
   const { B1, B2, B3, baseline1 } = byId;

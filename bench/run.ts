@@ -112,10 +112,10 @@ async function main(): Promise<number> {
     say(`meterd bench (${quick ? 'quick' : 'full'}, ${o.engine}, ${instances} instance(s)) on ${machine.cpuModel}, ${machine.cores} cores; load ${machine.loadAvgStart.join(' ')}`);
     services = await openServices(loadConfig({ DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn' }));
     if (o.engine === 'postgres') {
-      const r = await new pg.Client({ connectionString: o.pgUrl });
-      await r.connect();
-      machine.engineVersion = String((await r.query('SHOW server_version')).rows[0].server_version);
-      await r.end();
+      const c = new pg.Client({ connectionString: o.pgUrl });
+      await c.connect();
+      machine.engineVersion = String((await c.query('SHOW server_version')).rows[0].server_version);
+      await c.end();
     }
     await setupTenant(services);
     const month = seedMonth();
