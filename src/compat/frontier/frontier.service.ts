@@ -9,6 +9,7 @@ import { HOUR_MS, floorHour } from '../../core/time.js';
 import { validateEvent, type EventLimits } from '../../modules/events/event-validation.js';
 import type { Customer } from '../../modules/customers/customers.types.js';
 import type { Meter } from '../../modules/meters/meters.types.js';
+import type { NewEvent } from '../../modules/events/events.types.js';
 import { parseKey } from '../../modules/api-keys/api-keys.service.js';
 import type { Services } from '../../main.js';
 import { alreadyApplied, customerNotFound, FrontierError, GRPC, INSUFFICIENT_CREDITS, insufficientCredits, invalidArgument, permissionDenied, unauthenticated } from './frontier.errors.js';
@@ -94,12 +95,15 @@ export class FrontierService {
     }
     const checked = usages.map((u, i) => this.check(u, i));
     const account = await this.resolveAccount(ctx, target);
+    // Each usage's event is built and validated (NUL characters, data size and depth) before any is
+    // applied, so a batch refused as invalid stores nothing.
+    const events = checked.map((u, i) => ({ usage: u, event: this.usageEvent(account, u, i) }));
     await this.ensureMeters(ctx);
 
     let insufficient = false, applied = false, failed: unknown;
-    for (const u of checked) {
+    for (const { usage, event } of events) {
       try {
-        await this.apply(ctx, account, u);
+        await this.apply(ctx, account, usage, event);
       } catch (e) {
         if (e instanceof FrontierError && e.message === INSUFFICIENT_CREDITS) insufficient = true;
         else if (e instanceof FrontierError && e.code === GRPC.ALREADY_EXISTS) applied = true;
@@ -135,25 +139,32 @@ export class FrontierService {
     return { id: id.toLowerCase(), type: type === 'feature' ? 'feature' : 'credit', amount: amount.value, data };
   }
 
-  private async apply(ctx: Ctx, account: Customer, u: CheckedUsage): Promise<void> {
+  /** The event a checked usage becomes on this account; refuses it (400) when the event would be invalid. */
+  private usageEvent(account: Customer, u: CheckedUsage, i: number): NewEvent {
     const billingId = account.key;
     const data = { ...u.data, billing_id: billingId, org_id: account.metadata[ORG] };
+    const type = u.type === 'feature' ? TYPE_FEATURE : TYPE_DEBIT;
+    const v = validateEvent({ specversion: '1.0', source: USAGE_SOURCE, id: u.id, type, subject: billingId, data }, this.limits, Date.now());
+    if (!v.ok) throw invalidArgument(`invalid CreateBillingUsageRequest.Usages[${i}]: invalid usage: ${v.field} ${v.error}`);
+    return v.event;
+  }
+
+  private async apply(ctx: Ctx, account: Customer, u: CheckedUsage, event: NewEvent): Promise<void> {
+    const billingId = account.key;
     if (u.type === 'feature') {
-      await this.append(ctx, USAGE_SOURCE, u.id, TYPE_FEATURE, billingId, data);
+      await this.append(ctx, event);
       return;
     }
     // Read the balance and append the debit under one lock, so concurrent debits never overdraw.
     await this.s.store.withLock(ctx.tenantId, `frontier:${billingId}`, async () => {
       const { balance } = await this.totals(ctx, billingId);
       if (balance.minus(u.amount).lt(creditMin(account))) throw insufficientCredits();
-      await this.append(ctx, USAGE_SOURCE, u.id, TYPE_DEBIT, billingId, data);
+      await this.append(ctx, event);
     });
   }
 
-  private async append(ctx: Ctx, source: string, id: string, type: string, subject: string, data: Record<string, unknown>): Promise<'accepted' | 'duplicate'> {
-    const v = validateEvent({ specversion: '1.0', source, id, type, subject, data }, this.limits, Date.now());
-    if (!v.ok) throw invalidArgument(`invalid usage: ${v.field} ${v.error}`);
-    const [status] = await this.s.events.append(ctx.tenantId, [v.event]);
+  private async append(ctx: Ctx, event: NewEvent): Promise<'accepted' | 'duplicate'> {
+    const [status] = await this.s.events.append(ctx.tenantId, [event]);
     // Frontier: a reused id is refused whatever its content; the original stays unchanged.
     if (status !== 'accepted') throw alreadyApplied();
     return status;
