@@ -69,7 +69,8 @@ async function main(): Promise<number> {
   const wanted = new Set<CaseId>(o.only ?? ALL_CASES);
   if (o.soak) wanted.add('B2');
   const startedAt = new Date().toISOString();
-  const resultsDir = join(ROOT, 'bench', 'results', ...(quick ? ['quick'] : []));
+  // Quick and partial (--only) runs never replace the full run's latest.*; they go to their own (ignored) folder.
+  const resultsDir = join(ROOT, 'bench', 'results', ...(quick ? ['quick'] : o.only ? ['partial'] : []));
   const workDir = mkdtempSync(join(tmpdir(), 'meterd-bench-'));
   const profileDir = o.profile ? join(ROOT, 'bench', 'results', 'profiles', startedAt.replace(/[:.]/g, '-')) : undefined;
   if (profileDir) mkdirSync(profileDir, { recursive: true });
