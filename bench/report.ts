@@ -116,12 +116,16 @@ export function writeReport(dir: string, r: RunReport): { json: string; md: stri
   return { json: file, md };
 }
 
-/** The B4 p99 figures of the last full SQLite run here, for PostgreSQL's "2x SQLite" targets. */
-export function sqliteReference(dir: string): SqliteReference | undefined {
+/** B4 p99 figures of the last full SQLite run here with the same seed size, for PostgreSQL's "2x SQLite" targets. */
+export function sqliteReference(dir: string, seedEvents: number): SqliteReference | undefined {
   try {
     const r = JSON.parse(readFileSync(join(dir, 'latest-sqlite.json'), 'utf8')) as RunReport;
-    if (r.mode !== 'full') return undefined;
-    const p99 = (id: string) => r.cases.find((c) => c.id === id)?.latencyMs.p99;
+    if (r.mode !== 'full' || r.options.seedEvents !== seedEvents) return undefined;
+    const p99 = (id: string) => {
+      const c = r.cases.find((x) => x.id === id);
+      const v = c?.latencyMs.p99;
+      return c?.valid && typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+    };
     return { B4a: p99('B4a'), B4b: p99('B4b'), B4c: p99('B4c'), B4d: p99('B4d') };
   } catch {
     return undefined;

@@ -194,7 +194,7 @@ async function main(): Promise<number> {
       seed,
       cases: results,
       peakRssMb,
-      targets: evaluateTargets(o.engine, byId, peakRssMb.length ? Math.max(...peakRssMb) : undefined, o.engine === 'postgres' ? sqliteReference(join(ROOT, 'bench', 'results')) : undefined),
+      targets: evaluateTargets(o.engine, byId, peakRssMb.length ? Math.max(...peakRssMb) : undefined, o.engine === 'postgres' && !quick ? sqliteReference(join(ROOT, 'bench', 'results'), seedTotal) : undefined),
       soak: soakReport,
       profiles,
       valid: results.every((r) => r.valid),
