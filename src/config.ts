@@ -19,7 +19,7 @@ export const ConfigSchema = Type.Object({
   MAX_BATCH_EVENTS: Int(10_000, 1, 1_000_000, 'most events in one ingestion request'),
   MAX_DATA_BYTES: Int(64 * 1024, 16, 16 * 1024 * 1024, 'largest serialised event data'),
   MAX_DATA_DEPTH: Int(16, 1, 256, 'deepest nesting of event data'),
-  MAX_ID_LENGTH: Int(256, 8, 4096, 'longest event id, source, type, subject, key or slug'),
+  MAX_ID_LENGTH: Int(256, 8, 512, 'longest event id, source, type, subject, key or slug'),
   EVENT_MAX_PAST_DAYS: Int(3650, 0, 100_000, 'oldest event time accepted, in days before now'),
   EVENT_MAX_FUTURE_MINUTES: Int(60 * 24, 0, 10_000_000, 'latest event time accepted, in minutes after now'),
   RATE_LIMIT_PER_SECOND: Int(2000, 0, 10_000_000, 'requests per second per credential (0: off); 429 above'),

@@ -41,7 +41,8 @@ export async function buildHttp(s: Services, opts: HttpOptions = {}): Promise<Fa
     return503OnClosing: true,
     // Errors the router raises before any handler (a URL with invalid percent-encoding).
     frameworkErrors: (error, _req, reply) => sendProblem(reply, problem(400, `the URL is malformed: ${error.message.replace(/'[^']*'/, 'the path')}`)),
-    forceCloseConnections: false,
+    // On close, idle keep-alive connections are dropped at once; busy ones finish their request first.
+    forceCloseConnections: 'idle',
   });
 
   app.setValidatorCompiler(validatorCompiler);

@@ -20,4 +20,6 @@ export const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) =
 
 export const Slug = Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,62}$', description: 'lower-case letters, digits, - and _; at most 63' });
 export const Key = Type.String({ minLength: 1, maxLength: 256, pattern: '^[^\\u0000-\\u001f]+$' });
+/** An identifier in a URL: no control characters (PostgreSQL text cannot even hold NUL). */
+export const PathKey = Type.String({ minLength: 1, maxLength: 256, pattern: '^[^\\u0000-\\u001f]+$' });
 export const Timestamp = Type.String({ description: 'RFC 3339 date-time, UTC', format: 'date-time' });

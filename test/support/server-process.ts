@@ -27,7 +27,9 @@ export interface ServerProcess {
 export async function startServerProcess(env: Record<string, string>, port?: number): Promise<ServerProcess> {
   const p = port ?? (await freePort());
   const child = spawn(process.execPath, ['--import', 'tsx', cli, 'serve'], {
-    env: { ...process.env, LOG_LEVEL: 'warn', ...env, PORT: String(p), HOST: '127.0.0.1' },
+    // Shedding on event-loop delay is off unless a test turns it on: a busy CI machine stalls the
+    // loop of a process that is still loading modules.
+    env: { ...process.env, LOG_LEVEL: 'warn', SHED_EVENT_LOOP_DELAY_MS: '0', ...env, PORT: String(p), HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -47,7 +47,7 @@ export function apiKeyRoutes(app: FastifyInstance, s: Services) {
   }, async (req) => ({ data: (await s.apiKeys.list(req.ctx)).map(keyView) }));
 
   r.delete('/v1/api-keys/:id', {
-    schema: { tags, summary: 'Revoke an API key; it fails from the next request on', params: Type.Object({ id: Type.String({ maxLength: 64 }) }), response: { 204: Type.Null(), ...errors(401, 403, 404) } },
+    schema: { tags, summary: 'Revoke an API key; it fails from the next request on', params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9]+$' }) }), response: { 204: Type.Null(), ...errors(401, 403, 404) } },
     onRequest: requireScope(s.apiKeys, 'admin'),
   }, async (req, reply) => {
     await s.apiKeys.revoke(req.ctx, req.params.id);

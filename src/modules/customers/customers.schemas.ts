@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox';
-import { Key } from '../../http/schemas.js';
+import { Key, PathKey } from '../../http/schemas.js';
 
 const Subjects = Type.Array(Key, { maxItems: 1000, description: 'event subjects attributed to this customer' });
 const Metadata = Type.Record(Type.String({ maxLength: 64 }), Type.String({ maxLength: 1024 }), { maxProperties: 64 });
@@ -28,7 +28,7 @@ export const CustomerSchema = Type.Object(
   { $id: 'Customer' },
 );
 
-export const CustomerParams = Type.Object({ key: Type.String({ maxLength: 256 }) });
+export const CustomerParams = Type.Object({ key: PathKey });
 export const ListCustomersQuery = Type.Object(
   { limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })), cursor: Type.Optional(Type.String({ maxLength: 256 })) },
   { additionalProperties: false },

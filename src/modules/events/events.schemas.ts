@@ -1,4 +1,5 @@
 import { Type } from 'typebox';
+import { PathKey } from '../../http/schemas.js';
 
 export const CloudEventSchema = Type.Object(
   {
@@ -39,8 +40,8 @@ export const ReceiptSchema = Type.Object(
 
 export const ListEventsQuery = Type.Object(
   {
-    subject: Type.Optional(Type.String({ maxLength: 256 })),
-    type: Type.Optional(Type.String({ maxLength: 256 })),
+    subject: Type.Optional(PathKey),
+    type: Type.Optional(PathKey),
     from: Type.Optional(Type.String({ maxLength: 64, description: 'RFC 3339, inclusive' })),
     to: Type.Optional(Type.String({ maxLength: 64, description: 'RFC 3339, exclusive' })),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),

@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox';
-import { Slug } from '../../http/schemas.js';
+import { PathKey, Slug } from '../../http/schemas.js';
 import { AGGREGATIONS } from './meters.types.js';
 
 const JsonPath = Type.String({ minLength: 2, maxLength: 512, pattern: '^\\$', description: 'JSONPath into the event data: $.a.b, $["a b"], $.list[0]' });
@@ -31,4 +31,4 @@ export const MeterSchema = Type.Object(
   { $id: 'Meter' },
 );
 
-export const SlugParams = Type.Object({ slug: Type.String({ maxLength: 256 }) });
+export const SlugParams = Type.Object({ slug: PathKey });

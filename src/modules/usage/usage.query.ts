@@ -21,7 +21,10 @@ export function parseUsageQuery(params: Record<string, unknown>, now = Date.now(
   const filterGroupBy: Record<string, string[]> = {};
   for (const [k, v] of Object.entries(params)) {
     const m = FILTER.exec(k);
-    if (m) filterGroupBy[m[1]] = list(v)!;
+    if (m) {
+      filterGroupBy[m[1]] = list(v)!;
+      if (filterGroupBy[m[1]].some((x) => /[\u0000-\u001f]/.test(x) || x.length > 256)) issues.push({ field: k, message: 'values must be at most 256 characters, without control characters' });
+    }
     else if (!KNOWN.has(k)) issues.push({ field: k.slice(0, 64), message: 'unknown query parameter' });
   }
   const single = (name: string): string | undefined => {
@@ -57,6 +60,7 @@ export function parseUsageQuery(params: Record<string, unknown>, now = Date.now(
   for (const [name, values] of [['subject', list(params.subject)], ['customer', list(params.customer)], ['groupBy', list(params.groupBy)]] as const) {
     if (values && values.length > 1000) issues.push({ field: name, message: 'at most 1000 values' });
     if (values?.some((v) => v.length === 0 || v.length > 256)) issues.push({ field: name, message: 'values must be 1 to 256 characters' });
+    if (values?.some((v) => /[\u0000-\u001f]/.test(v))) issues.push({ field: name, message: 'values must not contain control characters' });
   }
   if (issues.length === 0 && from >= to) issues.push({ field: 'from', message: 'must be before to' });
   if (issues.length > 0) throw validationError(`invalid usage query: ${issues.map((i) => `${i.field} ${i.message}`).join('; ')}`, issues);

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { errors } from '../../http/schemas.js';
+import { errors, PathKey } from '../../http/schemas.js';
 import { requireScope } from '../../http/auth.js';
 import type { Services } from '../../main.js';
 import { parseUsageQuery } from './usage.query.js';
@@ -48,7 +48,7 @@ export function usageRoutes(app: FastifyInstance, s: Services) {
       tags: ['usage'],
       summary: 'Query a meter\'s usage in time windows',
       description: 'Half-open [from, to). Windows are clipped to the range. Values are exact decimal strings.',
-      params: Type.Object({ slug: Type.String({ maxLength: 256 }) }),
+      params: Type.Object({ slug: PathKey }),
       querystring: UsageQuerySchema,
       response: { 200: Type.Ref('UsageResult'), ...errors(400, 401, 403, 404) },
     },

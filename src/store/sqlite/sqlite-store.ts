@@ -25,6 +25,7 @@ import {
   type PartialColumns,
 } from '../rows.js';
 import { GroupCommit } from '../group-commit.js';
+import { registerDecimalFunctions } from './decimal-functions.js';
 
 interface EventRow {
   seq: number;
@@ -75,6 +76,7 @@ export class SqliteStore implements Store {
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('foreign_keys = ON');
     this.db.pragma(`cache_size = -${(opts.cacheMiB ?? 64) * 1024}`);
+    registerDecimalFunctions(this.db);
     this.commits = new GroupCommit((jobs) => this.commitJobs(jobs));
   }
 
@@ -94,13 +96,18 @@ export class SqliteStore implements Store {
       eventHash: db.prepare<[string, string, string], { hash: string }>(
         'SELECT hash FROM events WHERE tenant_id = ? AND source = ? AND event_id = ?',
       ),
-      getRollup: db.prepare<[string, string, string, number, string], PartialColumns>(
-        `SELECT count, sum, min, max, latest_time, latest_seq, latest_value FROM rollups
-         WHERE tenant_id = ? AND meter_id = ? AND subject = ? AND bucket = ? AND group_key = ?`,
-      ),
+      // One upsert per bucket; the decimal functions keep sums, minima and maxima exact.
       putRollup: db.prepare(
-        `INSERT OR REPLACE INTO rollups (tenant_id, meter_id, subject, bucket, group_key, count, sum, min, max, latest_time, latest_seq, latest_value)
-         VALUES (@tenant_id, @meter_id, @subject, @bucket, @group_key, @count, @sum, @min, @max, @latest_time, @latest_seq, @latest_value)`,
+        `INSERT INTO rollups (tenant_id, meter_id, subject, bucket, group_key, count, sum, min, max, latest_time, latest_seq, latest_value)
+         VALUES (@tenant_id, @meter_id, @subject, @bucket, @group_key, @count, @sum, @min, @max, @latest_time, @latest_seq, @latest_value)
+         ON CONFLICT (tenant_id, meter_id, subject, bucket, group_key) DO UPDATE SET
+           count = count + excluded.count,
+           sum = dec_add(sum, excluded.sum),
+           min = dec_min(min, excluded.min),
+           max = dec_max(max, excluded.max),
+           latest_value = CASE WHEN (excluded.latest_time, excluded.latest_seq) > (latest_time, latest_seq) THEN excluded.latest_value ELSE latest_value END,
+           latest_seq = CASE WHEN (excluded.latest_time, excluded.latest_seq) > (latest_time, latest_seq) THEN excluded.latest_seq ELSE latest_seq END,
+           latest_time = MAX(latest_time, excluded.latest_time)`,
       ),
       putUnique: db.prepare(
         `INSERT OR IGNORE INTO rollup_uniques (tenant_id, meter_id, subject, bucket, group_key, value) VALUES (?, ?, ?, ?, ?, ?)`,
@@ -270,14 +277,15 @@ export class SqliteStore implements Store {
   }
 
   private claimSubjects(c: Customer): string | undefined {
+    const subjects = [...new Set(c.subjects)];
     const owner = this.db.prepare<[string, string], { customer_id: string }>('SELECT customer_id FROM customer_subjects WHERE tenant_id = ? AND subject = ?');
-    for (const s of c.subjects) {
+    for (const s of subjects) {
       const o = owner.get(c.tenantId, s);
       if (o && o.customer_id !== c.id) return s;
     }
     this.db.prepare('DELETE FROM customer_subjects WHERE customer_id = ?').run(c.id);
     const ins = this.db.prepare('INSERT INTO customer_subjects (tenant_id, subject, customer_id) VALUES (?, ?, ?)');
-    for (const s of c.subjects) ins.run(c.tenantId, s, c.id);
+    for (const s of subjects) ins.run(c.tenantId, s, c.id);
     return undefined;
   }
 
@@ -346,9 +354,10 @@ export class SqliteStore implements Store {
   private commitJobs(jobs: AppendJob[]): Array<AppendStatus[] | Error> {
     const s = this.s;
     const now = Date.now();
+    const deltasByTenant = new Map<string, RollupDelta[]>();
     return this.db
-      .transaction(() =>
-        jobs.map((job): AppendStatus[] | Error => {
+      .transaction(() => {
+        const results = jobs.map((job): AppendStatus[] | Error => {
           const current = s.metersVersion.get(job.tenantId)?.meters_version ?? 0;
           if (current !== job.metersVersion) return new StaleMetersError();
           const statuses: AppendStatus[] = [];
@@ -367,10 +376,15 @@ export class SqliteStore implements Store {
               statuses.push(existing?.hash === e.hash ? 'duplicate' : 'conflict');
             }
           }
-          this.applyDeltas(job.tenantId, deltas);
+          const pending = deltasByTenant.get(job.tenantId);
+          if (pending) for (const d of deltas) pending.push(d);
+          else deltasByTenant.set(job.tenantId, deltas);
           return statuses;
-        }),
-      )
+        });
+        // Contributions of the whole group are combined first, so a bucket is written once per commit.
+        for (const [tenantId, deltas] of deltasByTenant) this.applyDeltas(tenantId, deltas);
+        return results;
+      })
       .immediate();
   }
 
@@ -379,9 +393,7 @@ export class SqliteStore implements Store {
     const s = this.s;
     const { rollups, uniques } = combineDeltas(deltas);
     for (const d of rollups) {
-      const cur = s.getRollup.get(tenantId, d.meterId, d.subject, d.bucket, d.groupKey);
-      const merged = cur ? mergeInto(partialFromRow(cur), d.partial) : d.partial;
-      s.putRollup.run({ tenant_id: tenantId, meter_id: d.meterId, subject: d.subject, bucket: d.bucket, group_key: d.groupKey, ...partialToColumns(merged) });
+      s.putRollup.run({ tenant_id: tenantId, meter_id: d.meterId, subject: d.subject, bucket: d.bucket, group_key: d.groupKey, ...partialToColumns(d.partial) });
     }
     for (const d of uniques) s.putUnique.run(tenantId, d.meterId, d.subject, d.bucket, d.groupKey, d.unique!);
   }
