@@ -1,5 +1,6 @@
 // The one place an engine is chosen, from the DATABASE_URL scheme.
 import type { Store } from './store.js';
+import { withUnavailableErrors } from './unavailable.js';
 
 export interface StoreOptions {
   url: string;
@@ -11,11 +12,11 @@ export async function openStore(opts: StoreOptions): Promise<Store> {
   const { url } = opts;
   if (url.startsWith('sqlite:')) {
     const { SqliteStore } = await import('./sqlite/sqlite-store.js');
-    return new SqliteStore({ path: url.slice('sqlite:'.length) || ':memory:' });
+    return withUnavailableErrors(new SqliteStore({ path: url.slice('sqlite:'.length) || ':memory:' }));
   }
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
     const { PostgresStore } = await import('./postgres/postgres-store.js');
-    return new PostgresStore({ url, poolSize: opts.poolSize, statementTimeoutMs: opts.statementTimeoutMs });
+    return withUnavailableErrors(new PostgresStore({ url, poolSize: opts.poolSize, statementTimeoutMs: opts.statementTimeoutMs }));
   }
   throw new Error(`DATABASE_URL must start with sqlite: or postgres://, got "${url.split(':')[0]}:…"`);
 }

@@ -42,6 +42,7 @@ export interface UsageResult {
 }
 
 export const MAX_WINDOWS = 50_000;
+const ROLLUP_CHUNK_MS = 24 * HOUR_MS;
 const RAW_PAGE = 10_000;
 
 interface Cell {
@@ -131,8 +132,8 @@ export class UsageService {
     const plan = planSources(q.from, q.to, windows);
     const locate = windowLocator(windows);
 
-    // Whole hours from rollups.
-    for (const range of plan.rollupRanges) {
+    // Whole hours from rollups, a day at a time so memory stays bounded by one day's rows.
+    for (const range of chunked(plan.rollupRanges, ROLLUP_CHUNK_MS)) {
       const scan = { meterId: meter.id, fromBucket: range.start, toBucket: range.end, subjects };
       if (unique) {
         for (const r of await this.store.readUniques(ctx.tenantId, scan)) {
@@ -237,6 +238,10 @@ export function planSources(from: number, to: number, windows: Window[]): Source
   if (run) rollupRanges.push(run);
   if (rawRun) rawRanges.push(rawRun);
   return { rollupRanges, rawRanges };
+}
+
+function* chunked(ranges: Window[], size: number): Generator<Window> {
+  for (const r of ranges) for (let s = r.start; s < r.end; s += size) yield { start: s, end: Math.min(s + size, r.end) };
 }
 
 /** Index of the window containing t (windows are sorted and contiguous). */
