@@ -11,10 +11,13 @@ export function decAdd(a: string, b: string): string {
   return formatDecimal(new Decimal(a).plus(b));
 }
 
-function decCompare(a: string, b: string): number {
+export function decCompare(a: string, b: string): number {
   if (SMALL_INT.test(a) && SMALL_INT.test(b)) return Number(a) - Number(b);
   return new Decimal(a).cmp(b);
 }
+
+export const decMin = (a: string, b: string) => (decCompare(a, b) <= 0 ? a : b);
+export const decMax = (a: string, b: string) => (decCompare(a, b) >= 0 ? a : b);
 
 export function registerDecimalFunctions(db: Database.Database) {
   const opts = { deterministic: true, directOnly: true } as const;

@@ -25,7 +25,9 @@ import {
   type PartialColumns,
 } from '../rows.js';
 import { GroupCommit } from '../group-commit.js';
-import { registerDecimalFunctions } from './decimal-functions.js';
+import { openDatabase } from './open.js';
+import { AppendWriter, toWire, type WireJob, type WireResult } from './append-writer.js';
+import { WriterClient } from './writer-client.js';
 
 interface EventRow {
   seq: number;
@@ -59,6 +61,8 @@ export interface SqliteOptions {
   path: string;
   /** Page cache in MiB. */
   cacheMiB?: number;
+  /** Commit appends on a writer thread (default for files): fsync overlaps request parsing. */
+  writerThread?: boolean;
 }
 
 export class SqliteStore implements Store {
@@ -66,18 +70,24 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private prepared?: ReturnType<SqliteStore['prepare']>;
   private readonly commits: GroupCommit<AppendJob, AppendStatus[]>;
+  private appendWriter?: { commit(jobs: WireJob[]): WireResult[] | Promise<WireResult[]> };
+  private writerThread?: WriterClient;
 
-  constructor(opts: SqliteOptions) {
+  constructor(private readonly opts: SqliteOptions) {
     if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true });
-    this.db = new Database(opts.path);
-    this.db.pragma('journal_mode = WAL');
-    // FULL: the WAL is fsynced at every commit, so an acknowledged event survives a power cut.
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('busy_timeout = 5000');
-    this.db.pragma('foreign_keys = ON');
-    this.db.pragma(`cache_size = -${(opts.cacheMiB ?? 64) * 1024}`);
-    registerDecimalFunctions(this.db);
+    this.db = openDatabase(opts.path, opts.cacheMiB ?? 64);
     this.commits = new GroupCommit((jobs) => this.commitJobs(jobs));
+  }
+
+  /** Appends go to a writer thread for a file database, in-thread for ":memory:" (one connection only). */
+  private writer(): { commit(jobs: WireJob[]): WireResult[] | Promise<WireResult[]> } {
+    if (!this.appendWriter) {
+      this.appendWriter =
+        this.opts.path === ':memory:' || this.opts.writerThread === false
+          ? new AppendWriter(this.db)
+          : (this.writerThread = new WriterClient(this.opts.path, this.opts.cacheMiB ?? 64));
+    }
+    return this.appendWriter;
   }
 
   private get s() {
@@ -89,13 +99,6 @@ export class SqliteStore implements Store {
     const db = this.db;
     return {
       metersVersion: db.prepare<[string], { meters_version: number }>('SELECT meters_version FROM tenants WHERE id = ?'),
-      insertEvent: db.prepare(
-        `INSERT INTO events (tenant_id, source, event_id, type, subject, time, data, hash, ingested_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, source, event_id) DO NOTHING`,
-      ),
-      eventHash: db.prepare<[string, string, string], { hash: string }>(
-        'SELECT hash FROM events WHERE tenant_id = ? AND source = ? AND event_id = ?',
-      ),
       // One upsert per bucket; the decimal functions keep sums, minima and maxima exact.
       putRollup: db.prepare(
         `INSERT INTO rollups (tenant_id, meter_id, subject, bucket, group_key, count, sum, min, max, latest_time, latest_seq, latest_value)
@@ -147,10 +150,12 @@ export class SqliteStore implements Store {
 
   async ping(): Promise<void> {
     this.db.prepare('SELECT 1').get();
+    this.writerThread?.check();
   }
 
   async close(): Promise<void> {
     await this.commits.drain();
+    await this.writerThread?.close();
     if (this.db.open) this.db.close();
   }
 
@@ -351,41 +356,13 @@ export class SqliteStore implements Store {
   }
 
   /** One transaction, one fsync, for every append that queued while the last commit ran. */
-  private commitJobs(jobs: AppendJob[]): Array<AppendStatus[] | Error> {
-    const s = this.s;
-    const now = Date.now();
-    const deltasByTenant = new Map<string, RollupDelta[]>();
-    return this.db
-      .transaction(() => {
-        const results = jobs.map((job): AppendStatus[] | Error => {
-          const current = s.metersVersion.get(job.tenantId)?.meters_version ?? 0;
-          if (current !== job.metersVersion) return new StaleMetersError();
-          const statuses: AppendStatus[] = [];
-          const deltas: RollupDelta[] = [];
-          for (const { event: e, deltas: ds } of job.items) {
-            const r = s.insertEvent.run(job.tenantId, e.source, e.id, e.type, e.subject, e.time, e.dataJson, e.hash, now);
-            if (r.changes === 1) {
-              statuses.push('accepted');
-              const seq = Number(r.lastInsertRowid);
-              for (const d of ds) {
-                d.partial.latestSeq = seq;
-                deltas.push(d);
-              }
-            } else {
-              const existing = s.eventHash.get(job.tenantId, e.source, e.id);
-              statuses.push(existing?.hash === e.hash ? 'duplicate' : 'conflict');
-            }
-          }
-          const pending = deltasByTenant.get(job.tenantId);
-          if (pending) for (const d of deltas) pending.push(d);
-          else deltasByTenant.set(job.tenantId, deltas);
-          return statuses;
-        });
-        // Contributions of the whole group are combined first, so a bucket is written once per commit.
-        for (const [tenantId, deltas] of deltasByTenant) this.applyDeltas(tenantId, deltas);
-        return results;
-      })
-      .immediate();
+  private async commitJobs(jobs: AppendJob[]): Promise<Array<AppendStatus[] | Error>> {
+    const results = await this.writer().commit(jobs.map((j) => toWire(j.tenantId, j.metersVersion, j.items)));
+    return results.map((r) => {
+      if (Array.isArray(r)) return r;
+      if ('stale' in r) return new StaleMetersError();
+      return Object.assign(new Error(r.error), { code: r.code });
+    });
   }
 
   private applyDeltas(tenantId: string, deltas: RollupDelta[]) {

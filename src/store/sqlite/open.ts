@@ -1,0 +1,15 @@
+// Opening the SQLite file the same way on the main thread and on the writer thread.
+import Database from 'better-sqlite3';
+import { registerDecimalFunctions } from './decimal-functions.js';
+
+export function openDatabase(path: string, cacheMiB = 64): Database.Database {
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  // FULL: the WAL is fsynced at every commit, so an acknowledged event survives a power cut.
+  db.pragma('synchronous = FULL');
+  db.pragma('busy_timeout = 5000');
+  db.pragma('foreign_keys = ON');
+  db.pragma(`cache_size = -${cacheMiB * 1024}`);
+  registerDecimalFunctions(db);
+  return db;
+}

@@ -1,0 +1,61 @@
+// The main thread's side of the writer thread: posts a group of jobs, waits for its results.
+import { Worker } from 'node:worker_threads';
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { WireJob, WireResult } from './append-writer.js';
+
+export class WriterClient {
+  private readonly worker: Worker;
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (r: WireResult[]) => void; reject: (e: Error) => void }>();
+  private failure: Error | undefined;
+
+  constructor(path: string, cacheMiB: number) {
+    // The sibling module with this module's own extension: .ts under tsx, .js once built.
+    const here = fileURLToPath(import.meta.url);
+    const url = new URL(`./writer-thread${extname(here)}`, import.meta.url);
+    // Running from TypeScript sources (tests, dev): the thread registers tsx before loading the module.
+    this.worker = extname(here) === '.ts'
+      ? new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(url.href)}); });`, { eval: true, workerData: { path, cacheMiB } })
+      : new Worker(url, { workerData: { path, cacheMiB } });
+    this.worker.on('message', (m: { id: number; results: WireResult[] }) => {
+      const p = this.pending.get(m.id);
+      this.pending.delete(m.id);
+      p?.resolve(m.results);
+    });
+    const fail = (e: Error) => {
+      this.failure = Object.assign(new Error(`SQLite writer thread stopped: ${e.message}`), { code: 'SQLITE_IOERR_WRITER' });
+      for (const p of this.pending.values()) p.reject(this.failure);
+      this.pending.clear();
+    };
+    this.worker.on('error', fail);
+    this.worker.on('exit', (code) => {
+      if (!this.failure) fail(new Error(`exit code ${code}`));
+    });
+  }
+
+  commit(jobs: WireJob[]): Promise<WireResult[]> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      const id = this.nextId++;
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ id, jobs });
+    });
+  }
+
+  /** Fails when the writer thread is gone (readiness). */
+  check(): void {
+    if (this.failure) throw this.failure;
+  }
+
+  async close(): Promise<void> {
+    if (this.failure) return;
+    await new Promise<void>((resolve) => {
+      const id = this.nextId++;
+      this.pending.set(id, { resolve: () => resolve(), reject: () => resolve() });
+      this.failure = new Error('closed');
+      this.worker.postMessage({ id, close: true });
+    });
+    await this.worker.terminate().catch(() => {});
+  }
+}
