@@ -6,17 +6,18 @@ import type { Partial } from '../modules/usage/usage.types.js';
 import type { ApiKeyRecord } from '../modules/api-keys/api-keys.types.js';
 import type { Scope } from '../core/context.js';
 
-const decOrNull = (v: string | null | undefined): Decimal | null => (v === null || v === undefined ? null : new Decimal(v));
+const decOrNull = (v: string | number | null | undefined): Decimal | null => (v === null || v === undefined ? null : new Decimal(v));
 export const textOrNull = (d: Decimal | null): string | null => (d === null ? null : formatDecimal(d));
 
+/** Amounts arrive as exact text, NUMERIC text, or (SQLite, small integers) as integers. */
 export interface PartialColumns {
   count: number | string;
-  sum: string;
-  min: string | null;
-  max: string | null;
+  sum: string | number;
+  min: string | number | null;
+  max: string | number | null;
   latest_time: number | string;
   latest_seq: number | string;
-  latest_value: string | null;
+  latest_value: string | number | null;
 }
 
 export function partialFromRow(r: PartialColumns): Partial {

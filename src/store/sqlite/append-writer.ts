@@ -88,15 +88,20 @@ export class AppendWriter {
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, source, event_id) DO NOTHING`,
       ),
       eventHash: db.prepare<[string, string, string], { hash: string }>('SELECT hash FROM events WHERE tenant_id = ? AND source = ? AND event_id = ?'),
-      // One upsert per bucket; the decimal SQL functions keep sums, minima and maxima exact.
+      // One upsert per bucket. Small integers (the common case: tokens, calls) are added by SQLite
+      // itself; anything else goes through the exact decimal functions. Integers stay below 2^53
+      // because both sides are below 10^15, so SQLite never turns a sum into a float.
       putRollup: db.prepare(
         `INSERT INTO rollups (tenant_id, meter_id, subject, bucket, group_key, count, sum, min, max, latest_time, latest_seq, latest_value)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (tenant_id, meter_id, subject, bucket, group_key) DO UPDATE SET
            count = count + excluded.count,
-           sum = dec_add(sum, excluded.sum),
-           min = dec_min(min, excluded.min),
-           max = dec_max(max, excluded.max),
+           sum = CASE WHEN typeof(sum) = 'integer' AND typeof(excluded.sum) = 'integer' AND abs(sum) < 1000000000000000 AND abs(excluded.sum) < 1000000000000000
+                      THEN sum + excluded.sum ELSE dec_add(sum, excluded.sum) END,
+           min = CASE WHEN excluded.min IS NULL THEN min WHEN min IS NULL THEN excluded.min
+                      WHEN typeof(min) = 'integer' AND typeof(excluded.min) = 'integer' THEN MIN(min, excluded.min) ELSE dec_min(min, excluded.min) END,
+           max = CASE WHEN excluded.max IS NULL THEN max WHEN max IS NULL THEN excluded.max
+                      WHEN typeof(max) = 'integer' AND typeof(excluded.max) = 'integer' THEN MAX(max, excluded.max) ELSE dec_max(max, excluded.max) END,
            latest_value = CASE WHEN (excluded.latest_time, excluded.latest_seq) > (latest_time, latest_seq) THEN excluded.latest_value ELSE latest_value END,
            latest_seq = CASE WHEN (excluded.latest_time, excluded.latest_seq) > (latest_time, latest_seq) THEN excluded.latest_seq ELSE latest_seq END,
            latest_time = MAX(latest_time, excluded.latest_time)`,
@@ -136,13 +141,20 @@ export class AppendWriter {
           return statuses;
         });
         for (const { tenant, d, seq } of buckets.values()) {
-          s.putRollup.run(tenant, d.m, d.s, d.b, d.g, d.count, d.sum, d.min, d.max, d.lt, seq, d.lv);
+          s.putRollup.run(tenant, d.m, d.s, d.b, d.g, d.count, sqlValue(d.sum), sqlValue(d.min), sqlValue(d.max), d.lt, seq, sqlValue(d.lv));
         }
         for (const { tenant, d } of uniques.values()) s.putUnique.run(tenant, d.m, d.s, d.b, d.g, d.u!);
         return results;
       })
       .immediate();
   }
+}
+
+const SMALL_INT = /^-?\d{1,15}$/;
+
+/** Decimal text as SQLite stores it: small integers as INTEGER (added natively), the rest as exact TEXT. */
+export function sqlValue(v: string | null): string | number | null {
+  return v !== null && SMALL_INT.test(v) ? Number(v) : v;
 }
 
 function merge(acc: Acc, d: WireDelta, seq: number) {
