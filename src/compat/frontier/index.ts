@@ -1,4 +1,4 @@
-// The Raystack Frontier usage API on meterd (docs/compat-frontier.md). Owner: the compat work of issue 4.
+// The Raystack Frontier usage API on meterd (README.md, "Seed usage APIs").
 import type { FastifyInstance } from 'fastify';
 import type { Command } from 'commander';
 import type { Services } from '../../main.js';
