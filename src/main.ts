@@ -38,7 +38,7 @@ export function buildServices(config: Config, store: Store): Services {
     customers,
     events: new EventsService(store, meterCache, {
       maxBatch: config.MAX_BATCH_EVENTS,
-      maxPendingAppends: config.MAX_PENDING_APPENDS,
+      maxPendingEvents: config.MAX_PENDING_EVENTS,
       maxIdLength: config.MAX_ID_LENGTH,
       maxDataBytes: config.MAX_DATA_BYTES,
       maxDataDepth: config.MAX_DATA_DEPTH,

@@ -14,17 +14,29 @@ export class GroupCommit<J, R> {
   private queue: Pending<J, R>[] = [];
   private running: Promise<void> | null = null;
   private scheduled = false;
+  private pendingWeight = 0;
 
+  /** `weigh` measures a job (events in it) for `weight`, the work queued or committing. */
   constructor(
     private readonly commit: (jobs: J[]) => Result<R>[] | Promise<Result<R>[]>,
     private readonly maxJobs = 512,
+    private readonly weigh: (job: J) => number = () => 1,
   ) {}
 
   submit(job: J): Promise<R> {
+    const w = this.weigh(job);
+    this.pendingWeight += w;
     return new Promise<R>((resolve, reject) => {
       this.queue.push({ job, resolve, reject });
       this.schedule();
+    }).finally(() => {
+      this.pendingWeight -= w;
     });
+  }
+
+  /** Weight of every job submitted and not yet answered. */
+  get weight(): number {
+    return this.pendingWeight;
   }
 
   private schedule() {

@@ -12,7 +12,7 @@ import type {
   NewEvent,
   StoredEvent,
 } from '../modules/events/events.types.js';
-import type { RollupDelta, RollupRow, UniqueRow } from '../modules/usage/usage.types.js';
+import type { Partial, RollupDelta, RollupRow, UniqueRow } from '../modules/usage/usage.types.js';
 
 export type Engine = 'sqlite' | 'postgres';
 
@@ -41,6 +41,22 @@ export interface RollupScan {
   subjects?: string[];
 }
 
+/** Rollups of a bucket range merged per window in the database (usage queries over whole hours). */
+export interface RollupAggregation extends RollupScan {
+  /** Sorted window starts: a bucket belongs to the last window starting at or before it; earlier buckets are left out. */
+  windowStarts: number[];
+  /** Keep subjects apart; otherwise every row has subject ''. */
+  bySubject: boolean;
+}
+
+/** One merged partial per (window index, subject or '', group key). */
+export interface WindowRollupRow {
+  window: number;
+  subject: string;
+  groupKey: string;
+  partial: Partial;
+}
+
 export interface EventScan {
   type: string;
   from: number;
@@ -53,7 +69,7 @@ export interface EventScan {
 
 export interface Store {
   readonly engine: Engine;
-  /** Appends waiting for a commit in this process (load shedding reads it). */
+  /** Events waiting for or in a commit in this process (load shedding reads it). */
   backlog?(): number;
 
   migrate(): Promise<void>;
@@ -101,6 +117,8 @@ export interface Store {
   // rollups
   readRollups(tenantId: string, scan: RollupScan): Promise<RollupRow[]>;
   readUniques(tenantId: string, scan: RollupScan): Promise<UniqueRow[]>;
+  /** The rollups readRollups returns, merged exactly per window (and subject, if asked) and group key. */
+  aggregateRollups(tenantId: string, agg: RollupAggregation): Promise<WindowRollupRow[]>;
   /**
    * Runs fn while holding a lock named `key` in this tenant, across every process on this
    * database (an advisory lock on PostgreSQL, in-process on SQLite, which has one writer process).

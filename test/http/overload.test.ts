@@ -60,7 +60,7 @@ for (const engine of engines()) {
     it('under overload ingestion is shed with 503 and Retry-After, and nothing shed is stored', { timeout: 60_000 }, async () => {
       // SQLite commits block the loop, so its overload shows as event-loop delay; PostgreSQL commits
       // are asynchronous, so its overload shows as a deep commit queue. Both limits are set low here.
-      const t = await startApp(engine, { MAX_PENDING_APPENDS: 2, RATE_LIMIT_PER_SECOND: 0, SHED_EVENT_LOOP_DELAY_MS: 5 });
+      const t = await startApp(engine, { MAX_PENDING_EVENTS: 1000, RATE_LIMIT_PER_SECOND: 0, SHED_EVENT_LOOP_DELAY_MS: 5 });
       try {
         const ten = await t.tenant();
         const batch = (k: number) => Array.from({ length: 500 }, (_, i) => ({ id: `${k}-${i}-${randomBytes(4).toString('hex')}`, source: 'load', type: 'x', data: { n: 1 } }));

@@ -29,8 +29,8 @@ export interface IngestResult {
 
 export interface IngestLimits extends EventLimits {
   maxBatch: number;
-  /** Appends queued for a commit beyond which new requests are refused (503) rather than queued. */
-  maxPendingAppends: number;
+  /** Events queued for a commit beyond which new requests are refused (503) rather than queued. */
+  maxPendingEvents: number;
 }
 
 export class EventsService {
@@ -75,7 +75,7 @@ export class EventsService {
 
   /** Appends validated events (also used by the seed-API adapters), retrying when meters changed meanwhile. */
   async append(tenantId: string, events: NewEvent[]): Promise<AppendStatus[]> {
-    if ((this.store.backlog?.() ?? 0) >= this.limits.maxPendingAppends) {
+    if ((this.store.backlog?.() ?? 0) >= this.limits.maxPendingEvents) {
       throw unavailable('meterd is at capacity: too many events are waiting for a commit; retry shortly', 1);
     }
     for (let attempt = 0; ; attempt++) {
