@@ -12,7 +12,7 @@ import type {
   NewEvent,
   StoredEvent,
 } from '../modules/events/events.types.js';
-import type { Partial, RollupDelta, RollupRow, UniqueRow } from '../modules/usage/usage.types.js';
+import type { RollupDelta, RollupRow, UniqueRow } from '../modules/usage/usage.types.js';
 
 export type Engine = 'sqlite' | 'postgres';
 
@@ -39,22 +39,6 @@ export interface RollupScan {
   toBucket: number;
   /** Only these subjects (undefined: all). */
   subjects?: string[];
-}
-
-/** Rollups of a bucket range merged per window in the database (usage queries over whole hours). */
-export interface RollupAggregation extends RollupScan {
-  /** Sorted window starts: a bucket belongs to the last window starting at or before it; earlier buckets are left out. */
-  windowStarts: number[];
-  /** Keep subjects apart; otherwise every row has subject ''. */
-  bySubject: boolean;
-}
-
-/** One merged partial per (window index, subject or '', group key). */
-export interface WindowRollupRow {
-  window: number;
-  subject: string;
-  groupKey: string;
-  partial: Partial;
 }
 
 export interface EventScan {
@@ -117,8 +101,6 @@ export interface Store {
   // rollups
   readRollups(tenantId: string, scan: RollupScan): Promise<RollupRow[]>;
   readUniques(tenantId: string, scan: RollupScan): Promise<UniqueRow[]>;
-  /** The rollups readRollups returns, merged exactly per window (and subject, if asked) and group key. */
-  aggregateRollups(tenantId: string, agg: RollupAggregation): Promise<WindowRollupRow[]>;
   /**
    * Runs fn while holding a lock named `key` in this tenant, across every process on this
    * database (an advisory lock on PostgreSQL, in-process on SQLite, which has one writer process).
