@@ -3,7 +3,7 @@
 // (test/conformance) that every engine passes.
 import type { Tenant } from '../modules/tenants/tenants.types.js';
 import type { ApiKeyRecord } from '../modules/api-keys/api-keys.types.js';
-import type { Meter } from '../modules/meters/meters.types.js';
+import type { Aggregation, Meter } from '../modules/meters/meters.types.js';
 import type { Customer } from '../modules/customers/customers.types.js';
 import type {
   AppendStatus,
@@ -12,7 +12,7 @@ import type {
   NewEvent,
   StoredEvent,
 } from '../modules/events/events.types.js';
-import type { RollupDelta, RollupRow, UniqueRow } from '../modules/usage/usage.types.js';
+import type { Partial, RollupDelta, RollupRow, UniqueRow } from '../modules/usage/usage.types.js';
 
 export type Engine = 'sqlite' | 'postgres';
 
@@ -39,6 +39,39 @@ export interface RollupScan {
   toBucket: number;
   /** Only these subjects (undefined: all). */
   subjects?: string[];
+}
+
+/** Rollups of a bucket range merged per window in the database (usage queries over whole hours). */
+export interface RollupAggregation extends RollupScan {
+  /** Sorted window starts: a bucket belongs to the last window starting at or before it; earlier buckets are left out. */
+  windowStarts: number[];
+  /** Keep subjects apart; otherwise every row has subject ''. */
+  bySubject: boolean;
+  /**
+   * Only what this aggregation reads is computed (COUNT: count; SUM, AVG: count and sum; MIN, MAX,
+   * LATEST: count and theirs); the other parts stay empty as in emptyPartial. Undefined: all parts.
+   */
+  aggregation?: Aggregation;
+}
+
+/** Which parts of a partial an aggregation reads (count is always there). */
+export function partsOf(aggregation: Aggregation | undefined) {
+  const all = aggregation === undefined;
+  return {
+    sum: all || aggregation === 'SUM' || aggregation === 'AVG',
+    min: all || aggregation === 'MIN',
+    max: all || aggregation === 'MAX',
+    latest: all || aggregation === 'LATEST',
+  };
+}
+export type Parts = ReturnType<typeof partsOf>;
+
+/** One merged partial per (window index, subject or '', group key). */
+export interface WindowRollupRow {
+  window: number;
+  subject: string;
+  groupKey: string;
+  partial: Partial;
 }
 
 export interface EventScan {
@@ -101,6 +134,8 @@ export interface Store {
   // rollups
   readRollups(tenantId: string, scan: RollupScan): Promise<RollupRow[]>;
   readUniques(tenantId: string, scan: RollupScan): Promise<UniqueRow[]>;
+  /** The rollups readRollups returns, merged exactly per window (and subject, if asked) and group key. */
+  aggregateRollups(tenantId: string, agg: RollupAggregation): Promise<WindowRollupRow[]>;
   /**
    * Runs fn while holding a lock named `key` in this tenant, across every process on this
    * database (an advisory lock on PostgreSQL, in-process on SQLite, which has one writer process).

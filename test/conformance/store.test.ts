@@ -7,6 +7,7 @@ import type { Suite } from './suite-context.js';
 import { basicsSuite } from './suite-basics.js';
 import { eventsSuite } from './suite-events.js';
 import { rollupsSuite } from './suite-rollups.js';
+import { aggregateSuite } from './suite-aggregate.js';
 
 const { fixtures, postgres } = await engines();
 
@@ -24,6 +25,7 @@ for (const engine of fixtures) {
     basicsSuite(ctx);
     eventsSuite(ctx);
     rollupsSuite(ctx);
+    aggregateSuite(ctx);
   });
 }
 

@@ -132,16 +132,30 @@ export class UsageService {
     const plan = planSources(q.from, q.to, windows);
     const locate = windowLocator(windows);
 
-    // Whole hours from rollups, a day at a time so memory stays bounded by one day's rows.
-    for (const range of chunked(plan.rollupRanges, ROLLUP_CHUNK_MS)) {
-      const scan = { meterId: meter.id, fromBucket: range.start, toBucket: range.end, subjects };
-      if (unique) {
+    // Whole hours: distinct values a day at a time, so memory stays bounded by one day's rows;
+    // other meters merged per window by the database. Only per-subject rows of several windows are
+    // about as many as the buckets: those are asked for in pieces of whole windows spanning a day or more.
+    if (unique) {
+      for (const range of chunked(plan.rollupRanges, ROLLUP_CHUNK_MS)) {
+        const scan = { meterId: meter.id, fromBucket: range.start, toBucket: range.end, subjects };
         for (const r of await this.store.readUniques(ctx.tenantId, scan)) {
           cellFor(locate(r.bucket), r.subject, r.groupKey)?.uniques!.add(r.value);
         }
-      } else {
-        for (const r of await this.store.readRollups(ctx.tenantId, scan)) {
-          const c = cellFor(locate(r.bucket), r.subject, r.groupKey);
+      }
+    } else {
+      const pieceMs = bySubject || byCustomer ? ROLLUP_CHUNK_MS : Infinity;
+      for (const piece of windowPieces(plan.rollupRanges, windows, locate, pieceMs)) {
+        const agg = {
+          meterId: meter.id,
+          fromBucket: piece.start,
+          toBucket: piece.end,
+          subjects,
+          windowStarts: windows.slice(piece.first, piece.last + 1).map((w) => w.start),
+          bySubject: bySubject || byCustomer,
+          aggregation: meter.aggregation,
+        };
+        for (const r of await this.store.aggregateRollups(ctx.tenantId, agg)) {
+          const c = cellFor(piece.first + r.window, r.subject, r.groupKey);
           if (c) mergeInto(c.partial, r.partial);
         }
       }
@@ -242,6 +256,29 @@ export function planSources(from: number, to: number, windows: Window[]): Source
 
 function* chunked(ranges: Window[], size: number): Generator<Window> {
   for (const r of ranges) for (let s = r.start; s < r.end; s += size) yield { start: s, end: Math.min(s + size, r.end) };
+}
+
+interface Piece extends Window {
+  /** Indexes of the first and last window the piece overlaps. */
+  first: number;
+  last: number;
+}
+
+/**
+ * Splits rollup ranges at window boundaries into pieces of at least `size` (or the rest of a range),
+ * so an aggregated piece holds at most a day of buckets or one window's worth of groups.
+ */
+export function* windowPieces(ranges: Window[], windows: Window[], locate: (t: number) => number, size: number): Generator<Piece> {
+  for (const r of ranges) {
+    for (let start = r.start, first = locate(r.start); start < r.end; ) {
+      let last = first;
+      while (windows[last].end < Math.min(r.end, start + size) && last + 1 < windows.length) last++;
+      const end = Math.min(r.end, windows[last].end);
+      yield { start, end, first, last };
+      start = end;
+      first = last + 1;
+    }
+  }
 }
 
 /** Index of the window containing t (windows are sorted and contiguous). */

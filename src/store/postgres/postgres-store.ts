@@ -2,7 +2,7 @@
 // meterd processes may share one database: exactly-once and rollups rest on database keys and
 // row locks, never on in-process state. Appends in one process share commits (group commit).
 import type pg from 'pg';
-import type { AppendItem, DeltaFn, EventScan, RollupScan, Store } from '../store.js';
+import type { AppendItem, DeltaFn, EventScan, RollupAggregation, RollupScan, Store, WindowRollupRow } from '../store.js';
 import type { Tenant } from '../../modules/tenants/tenants.types.js';
 import type { ApiKeyRecord } from '../../modules/api-keys/api-keys.types.js';
 import type { Meter } from '../../modules/meters/meters.types.js';
@@ -16,6 +16,7 @@ import { Partitions } from './partitions.js';
 import { commitAppends, unstorable, type AppendJob, type JobResult } from './append.js';
 import { migrateDown, migrateUp } from './migrate.js';
 import { AdvisoryLocks } from './locks.js';
+import { aggregateRollups } from './aggregate.js';
 import { backfill, eventFromRow, EVENT_COLUMNS, type EventRow } from './events.js';
 import * as meters from './meters.js';
 import * as customers from './customers.js';
@@ -237,6 +238,10 @@ export class PostgresStore implements Store {
       rollupParams(tenantId, scan),
     );
     return r.rows.map((x) => ({ subject: x.subject, bucket: Number(x.bucket), groupKey: x.group_key, partial: partialFromRow(x) }));
+  }
+
+  aggregateRollups(tenantId: string, agg: RollupAggregation): Promise<WindowRollupRow[]> {
+    return aggregateRollups(this.pool, tenantId, agg);
   }
 
   async readUniques(tenantId: string, scan: RollupScan): Promise<UniqueRow[]> {

@@ -26,3 +26,24 @@ export function registerDecimalFunctions(db: Database.Database) {
   db.function('dec_min', opts, (a: unknown, b: unknown) => (a === null ? b : b === null ? a : decCompare(String(a), String(b)) <= 0 ? a : b));
   db.function('dec_max', opts, (a: unknown, b: unknown) => (a === null ? b : b === null ? a : decCompare(String(a), String(b)) >= 0 ? a : b));
 }
+
+/**
+ * Exact aggregates for amounts stored as decimal text (usage queries merge rollups in SQL).
+ * NULLs are skipped like SQLite's own SUM/MIN/MAX; a group with no values gives NULL.
+ */
+export function registerDecimalAggregates(db: Database.Database) {
+  const opts = { deterministic: true, directOnly: true } as const;
+  db.aggregate('dec_sum', {
+    ...opts,
+    start: () => null as Decimal | null,
+    step: (acc: Decimal | null, v: unknown) => (v === null ? acc : acc === null ? new Decimal(String(v)) : acc.plus(String(v))),
+    result: (acc: Decimal | null) => (acc === null ? null : formatDecimal(acc)),
+  });
+  const extreme = (keep: (c: number) => boolean) => ({
+    ...opts,
+    start: () => null as string | null,
+    step: (acc: string | null, v: unknown) => (v === null ? acc : acc === null ? String(v) : keep(decCompare(String(v), acc)) ? String(v) : acc),
+  });
+  db.aggregate('dec_min_agg', extreme((c) => c < 0));
+  db.aggregate('dec_max_agg', extreme((c) => c > 0));
+}

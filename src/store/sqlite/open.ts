@@ -1,6 +1,6 @@
 // Opening the SQLite file the same way on the main thread and on the writer thread.
 import Database from 'better-sqlite3';
-import { registerDecimalFunctions } from './decimal-functions.js';
+import { registerDecimalAggregates, registerDecimalFunctions } from './decimal-functions.js';
 
 export function openDatabase(path: string, cacheMiB = 64): Database.Database {
   const db = new Database(path);
@@ -11,5 +11,6 @@ export function openDatabase(path: string, cacheMiB = 64): Database.Database {
   db.pragma('foreign_keys = ON');
   db.pragma(`cache_size = -${cacheMiB * 1024}`);
   registerDecimalFunctions(db);
+  registerDecimalAggregates(db);
   return db;
 }

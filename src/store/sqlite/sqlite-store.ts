@@ -3,7 +3,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { AppendItem, DeltaFn, EventScan, RollupScan, Store } from '../store.js';
+import type { AppendItem, DeltaFn, EventScan, RollupAggregation, RollupScan, Store, WindowRollupRow } from '../store.js';
 import { StaleMetersError } from '../store.js';
 import type { Tenant } from '../../modules/tenants/tenants.types.js';
 import type { ApiKeyRecord } from '../../modules/api-keys/api-keys.types.js';
@@ -28,6 +28,7 @@ import { GroupCommit } from '../group-commit.js';
 import { openDatabase } from './open.js';
 import { AppendWriter, toWire, type WireJob, type WireResult } from './append-writer.js';
 import { WriterClient } from './writer-client.js';
+import { RollupAggregator } from './aggregate.js';
 
 interface EventRow {
   seq: number;
@@ -72,6 +73,7 @@ export class SqliteStore implements Store {
   private readonly commits: GroupCommit<AppendJob, AppendStatus[]>;
   private appendWriter?: { commit(jobs: WireJob[]): WireResult[] | Promise<WireResult[]> };
   private writerThread?: WriterClient;
+  private aggregator?: RollupAggregator;
 
   constructor(private readonly opts: SqliteOptions) {
     if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true });
@@ -133,6 +135,7 @@ export class SqliteStore implements Store {
       }).immediate();
     }
     this.prepared = undefined;
+    this.aggregator = undefined;
   }
 
   async migrateDown(): Promise<void> {
@@ -146,6 +149,7 @@ export class SqliteStore implements Store {
       }).immediate();
     }
     this.prepared = undefined;
+    this.aggregator = undefined;
   }
 
   async ping(): Promise<void> {
@@ -416,6 +420,11 @@ export class SqliteStore implements Store {
       .prepare<unknown[], PartialColumns & { subject: string; bucket: number; group_key: string }>(sql)
       .all(...params)
       .map((r) => ({ subject: r.subject, bucket: r.bucket, groupKey: r.group_key, partial: partialFromRow(r) }));
+  }
+
+  async aggregateRollups(tenantId: string, agg: RollupAggregation): Promise<WindowRollupRow[]> {
+    this.aggregator ??= new RollupAggregator(this.db);
+    return this.aggregator.run(tenantId, agg);
   }
 
   async readUniques(tenantId: string, scan: RollupScan): Promise<UniqueRow[]> {

@@ -1,0 +1,146 @@
+// Rollups merged per window inside SQLite, so a usage query reads one row per (window, subject,
+// group) instead of every hourly bucket. Amounts are decimal text: canonical integers are summed
+// and compared by SQLite itself (exact int64, overflow raises), the rest by the exact dec_* aggregates.
+import type Database from 'better-sqlite3';
+import { Decimal } from '../../core/decimal.js';
+import { emptyPartial, mergeInto } from '../../modules/usage/partial.js';
+import type { Partial } from '../../modules/usage/usage.types.js';
+import { partsOf, type Parts, type RollupAggregation, type WindowRollupRow } from '../store.js';
+
+interface AggRow {
+  bucket?: bigint;
+  subject: string;
+  group_key: string;
+  count: bigint;
+  int_sum?: bigint | null;
+  dec_sum?: string | null;
+  int_min?: bigint | null;
+  dec_min?: string | null;
+  int_max?: bigint | null;
+  dec_max?: string | null;
+  latest?: string | null;
+}
+
+export interface AggShape {
+  bySubject: boolean;
+  /** Group by bucket too (several windows): buckets are then merged into windows in JS. */
+  byBucket: boolean;
+  withSubjects: boolean;
+  /** false sends every sum through dec_sum (the fallback after an int64 overflow). */
+  intSum: boolean;
+  parts: Parts;
+}
+
+/** Text that round-trips through a 64-bit integer: a canonical integer SQLite can add exactly. */
+const isInt = (col: string) => `CAST(CAST(${col} AS INTEGER) AS TEXT) = ${col}`;
+const TIME_DIGITS = 16;
+const SEQ_DIGITS = 20;
+
+// Rows are read subject by subject through the primary key (subject, bucket, ...): a range seek per
+// subject reads only the range, in key order, where the bucket index would cost a lookup per row.
+// Without a subject filter the subjects come from a skip scan of the primary key.
+const SUBJECTS_GIVEN = 'subj(s) AS (SELECT DISTINCT value FROM json_each(@subjects))';
+const SUBJECTS_SKIP_SCAN = `subj(s) AS (
+    SELECT (SELECT min(subject) FROM rollups WHERE tenant_id = @tenant AND meter_id = @meter)
+    UNION ALL
+    SELECT (SELECT min(subject) FROM rollups WHERE tenant_id = @tenant AND meter_id = @meter AND subject > subj.s) FROM subj WHERE subj.s IS NOT NULL)`;
+
+export function aggregateSql(a: AggShape): string {
+  const sumInt = a.intSum ? isInt('r.sum') : '0';
+  const columns = [
+    a.byBucket ? 'r.bucket AS bucket' : null,
+    `${a.bySubject ? 'r.subject' : "''"} AS subject`,
+    'r.group_key AS group_key',
+    'SUM(r.count) AS count',
+    ...(a.parts.sum ? [`SUM(CAST(r.sum AS INTEGER)) FILTER (WHERE ${sumInt}) AS int_sum`, `dec_sum(r.sum) FILTER (WHERE NOT (${sumInt})) AS dec_sum`] : []),
+    ...(a.parts.min ? [`MIN(CAST(r.min AS INTEGER)) FILTER (WHERE ${isInt('r.min')}) AS int_min`, `dec_min_agg(r.min) FILTER (WHERE NOT (${isInt('r.min')})) AS dec_min`] : []),
+    ...(a.parts.max ? [`MAX(CAST(r.max AS INTEGER)) FILTER (WHERE ${isInt('r.max')}) AS int_max`, `dec_max_agg(r.max) FILTER (WHERE NOT (${isInt('r.max')})) AS dec_max`] : []),
+    // The latest of a group: the greatest (time, seq), zero-padded so text order is numeric order.
+    a.parts.latest ? `MAX(printf('%0${TIME_DIGITS}d%0${SEQ_DIGITS}d', r.latest_time, r.latest_seq) || coalesce('v' || r.latest_value, 'n')) AS latest` : null,
+  ].filter((c) => c !== null);
+  return `WITH RECURSIVE ${a.withSubjects ? SUBJECTS_GIVEN : SUBJECTS_SKIP_SCAN}
+    SELECT ${columns.join(',\n      ')}
+    FROM subj CROSS JOIN rollups r
+    WHERE r.tenant_id = @tenant AND r.meter_id = @meter AND r.subject = subj.s AND r.bucket >= @from AND r.bucket < @to
+    GROUP BY ${a.byBucket ? 'r.bucket, ' : ''}${a.bySubject ? 'r.subject, ' : ''}r.group_key`;
+}
+
+export class RollupAggregator {
+  private readonly statements = new Map<string, Database.Statement<Record<string, unknown>, AggRow>>();
+
+  constructor(private readonly db: Database.Database) {}
+
+  private statement(shape: AggShape) {
+    const key = JSON.stringify(shape);
+    let s = this.statements.get(key);
+    if (!s) {
+      s = this.db.prepare<Record<string, unknown>, AggRow>(aggregateSql(shape)).safeIntegers(true);
+      this.statements.set(key, s);
+    }
+    return s;
+  }
+
+  run(tenantId: string, a: RollupAggregation): WindowRollupRow[] {
+    const starts = a.windowStarts;
+    if (starts.length === 0) return [];
+    const shape: AggShape = { bySubject: a.bySubject, byBucket: starts.length > 1, withSubjects: a.subjects !== undefined, intSum: true, parts: partsOf(a.aggregation) };
+    const params = {
+      tenant: tenantId,
+      meter: a.meterId,
+      from: Math.max(a.fromBucket, starts[0]),
+      to: a.toBucket,
+      ...(a.subjects ? { subjects: JSON.stringify(a.subjects) } : {}),
+    };
+    let rows: AggRow[];
+    try {
+      rows = this.statement(shape).all(params);
+    } catch (e) {
+      if (!/integer overflow/i.test((e as Error).message)) throw e;
+      rows = this.statement({ ...shape, intSum: false }).all(params);
+    }
+    if (!shape.byBucket) return rows.map((r) => ({ window: 0, subject: r.subject, groupKey: r.group_key, partial: partialOf(r) }));
+    const merged = new Map<string, WindowRollupRow>();
+    for (const r of rows) {
+      const window = lastAtOrBefore(starts, Number(r.bucket));
+      const key = `${window}\u0000${r.subject}\u0000${r.group_key}`;
+      const m = merged.get(key);
+      if (m) mergeInto(m.partial, partialOf(r));
+      else merged.set(key, { window, subject: r.subject, groupKey: r.group_key, partial: partialOf(r) });
+    }
+    return [...merged.values()];
+  }
+}
+
+function lastAtOrBefore(starts: number[], t: number): number {
+  let lo = 0, hi = starts.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (starts[mid] <= t) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+const dec = (v: bigint | string | null | undefined) => (v === null || v === undefined ? null : new Decimal(v.toString()));
+
+/** The lesser (or greater) of the integer part and the decimal part of a group's MIN (or MAX). */
+function pick(a: Decimal | null, b: Decimal | null, lesser: boolean): Decimal | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return lesser === a.lte(b) ? a : b;
+}
+
+function partialOf(r: AggRow): Partial {
+  const p = emptyPartial();
+  p.count = Number(r.count);
+  if (r.int_sum !== undefined) p.sum = (dec(r.int_sum) ?? p.sum).plus(r.dec_sum ?? 0);
+  if (r.int_min !== undefined) p.min = pick(dec(r.int_min), dec(r.dec_min), true);
+  if (r.int_max !== undefined) p.max = pick(dec(r.int_max), dec(r.dec_max), false);
+  if (r.latest) {
+    const value = r.latest.slice(TIME_DIGITS + SEQ_DIGITS);
+    p.latestTime = Number(r.latest.slice(0, TIME_DIGITS));
+    p.latestSeq = Number(r.latest.slice(TIME_DIGITS, TIME_DIGITS + SEQ_DIGITS));
+    p.latestValue = value === 'n' ? null : new Decimal(value.slice(1));
+  }
+  return p;
+}

@@ -1,0 +1,179 @@
+// aggregateRollups equals merging readRollups rows per window in JS, exactly, on every engine.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Suite } from './suite-context.js';
+import type { RollupAggregation, Store } from '../../src/store/store.js';
+import type { Meter } from '../../src/modules/meters/meters.types.js';
+import type { Partial } from '../../src/modules/usage/usage.types.js';
+import { emptyPartial, mergeInto, valueOf } from '../../src/modules/usage/partial.js';
+import type { Aggregation } from '../../src/modules/meters/meters.types.js';
+import { formatDecimal } from '../../src/core/decimal.js';
+import { append, createMeter, mkEvent, mkMeter, newTenant, prng } from './helpers.js';
+
+const HOUR = 3_600_000;
+const T0 = Date.UTC(2024, 4, 31, 20);
+
+const show = (p: Partial) => ({
+  count: p.count,
+  sum: formatDecimal(p.sum),
+  min: p.min && formatDecimal(p.min),
+  max: p.max && formatDecimal(p.max),
+  latestTime: p.latestTime,
+  latestSeq: p.latestSeq,
+  latestValue: p.latestValue && formatDecimal(p.latestValue),
+});
+
+const sorted = (m: Map<string, Partial>) => [...m.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+
+/** The reference: every bucket read back and merged into the last window starting at or before it. */
+async function mergedInJs(store: Store, t: string, a: RollupAggregation) {
+  const out = new Map<string, Partial>();
+  for (const r of await store.readRollups(t, a)) {
+    let w = -1;
+    for (let i = 0; i < a.windowStarts.length && a.windowStarts[i] <= r.bucket; i++) w = i;
+    if (w < 0) continue;
+    const k = `${w}|${a.bySubject ? r.subject : ''}|${r.groupKey}`;
+    out.set(k, mergeInto(out.get(k) ?? emptyPartial(), r.partial));
+  }
+  return sorted(out);
+}
+
+async function aggregated(store: Store, t: string, a: RollupAggregation) {
+  const out = new Map<string, Partial>();
+  for (const r of await store.aggregateRollups(t, a)) {
+    const k = `${r.window}|${r.subject}|${r.groupKey}`;
+    assert.equal(out.has(k), false, `one row per window, subject and group: ${k}`);
+    out.set(k, r.partial);
+  }
+  return sorted(out);
+}
+
+/** Every part exactly; with an aggregation named, the answer it gives per row. */
+async function assertSame(store: Store, t: string, a: RollupAggregation, aggregation?: Aggregation) {
+  const what = JSON.stringify({ ...a, windowStarts: a.windowStarts.map((s) => (s - T0) / HOUR) });
+  const reference = await mergedInJs(store, t, a);
+  const full = (rows: Array<[string, Partial]>) => rows.map(([k, p]) => [k, show(p)]);
+  assert.deepEqual(full(await aggregated(store, t, a)), full(reference), what);
+  if (!aggregation) return;
+  const answer = (rows: Array<[string, Partial]>) => rows.map(([k, p]) => [k, p.count, valueOf(aggregation, p)?.toFixed() ?? null]);
+  assert.deepEqual(answer(await aggregated(store, t, { ...a, aggregation })), answer(reference), `${aggregation} ${what}`);
+}
+
+const one = async (store: Store, t: string, m: Meter, windowStarts = [T0 - 100 * HOUR]) => {
+  const rows = await store.aggregateRollups(t, { meterId: m.id, fromBucket: windowStarts[0], toBucket: T0 + 100 * HOUR, windowStarts, bySubject: false });
+  return rows.map((r) => ({ window: r.window, group: r.groupKey, ...show(r.partial) }));
+};
+
+export function aggregateSuite(ctx: Suite) {
+  describe('rollups aggregated per window', () => {
+    it('sum, min, max and latest exactly across buckets, integers and decimals mixed', async () => {
+      const t = await newTenant(ctx.store);
+      const m = mkMeter(t, 'sum', 'SUM');
+      await createMeter(ctx.store, m);
+      // Ten 0.1 in ten buckets, a small integer in the same buckets as decimals, a negative amount.
+      await append(ctx.store, t, Array.from({ length: 10 }, (_, i) => mkEvent({ id: `d${i}`, time: T0 + i * HOUR, data: { value: '0.1' } })));
+      await append(ctx.store, t, [
+        mkEvent({ id: 'i1', time: T0 + 1, data: { value: 7 } }),
+        mkEvent({ id: 'i2', time: T0 + 2 * HOUR + 1, data: { value: '-12' } }),
+        mkEvent({ id: 'big', time: T0 + 3 * HOUR + 5, data: { value: '999999999999999.999999999' } }),
+        mkEvent({ id: 'neg', time: T0 + 4 * HOUR + 5, data: { value: '-0.000000000000000001' } }),
+      ]);
+      const [all] = await one(ctx.store, t, m);
+      assert.deepEqual([all.count, all.sum, all.min, all.max, all.latestTime, all.latestValue], [14, '999999999999995.999999998999999999', '-12', '999999999999999.999999999', T0 + 9 * HOUR, '0.1']);
+      const windows = [T0, T0 + 2 * HOUR, T0 + 5 * HOUR];
+      const rows = await one(ctx.store, t, m, windows);
+      assert.deepEqual(rows.map((r) => [r.window, r.count, r.sum, r.min, r.max]), [
+        [0, 3, '7.2', '0.1', '7'],
+        [1, 6, '999999999999988.299999998999999999', '-12', '999999999999999.999999999'],
+        [2, 5, '0.5', '0.1', '0.1'],
+      ]);
+      for (const bySubject of [false, true]) await assertSame(ctx.store, t, { meterId: m.id, fromBucket: T0, toBucket: T0 + 10 * HOUR, windowStarts: windows, bySubject });
+    });
+
+    it('sums integers beyond 64 bits exactly', async () => {
+      const t = await newTenant(ctx.store);
+      const m = mkMeter(t, 'sum', 'SUM');
+      await createMeter(ctx.store, m);
+      await append(ctx.store, t, [
+        mkEvent({ id: 'a', time: T0, data: { value: '9000000000000000000' } }),
+        mkEvent({ id: 'b', time: T0 + HOUR, data: { value: '9000000000000000000' } }),
+        mkEvent({ id: 'c', time: T0 + 2 * HOUR, data: { value: '99999999999999999999' } }),
+        mkEvent({ id: 'd', time: T0 + 3 * HOUR, data: { value: '-99999999999999999999' } }),
+      ]);
+      const [row] = await one(ctx.store, t, m);
+      assert.equal(row.sum, '18000000000000000000');
+      assert.equal(row.min, '-99999999999999999999');
+      assert.equal(row.max, '99999999999999999999');
+    });
+
+    it('breaks MIN, MAX and LATEST ties like the JS merge', async () => {
+      const t = await newTenant(ctx.store);
+      const meters = [mkMeter(t, 'min', 'MIN'), mkMeter(t, 'latest', 'LATEST', { groupBy: { k: '$.k' } })];
+      for (const m of meters) await createMeter(ctx.store, m);
+      // Equal values in different buckets and subjects; equal latest times in different subjects (seq decides).
+      await append(ctx.store, t, [
+        mkEvent({ id: '1', time: T0 + 10, subject: 'a', data: { value: '-1', k: 'x' } }),
+        mkEvent({ id: '2', time: T0 + 10, subject: 'b', data: { value: '2.5', k: 'x' } }),
+        mkEvent({ id: '3', time: T0 + HOUR, subject: 'a', data: { value: '-1', k: 'x' } }),
+      ]);
+      await append(ctx.store, t, [mkEvent({ id: '4', time: T0 + HOUR, subject: 'c', data: { value: '4', k: 'x' } })]);
+      await append(ctx.store, t, [mkEvent({ id: '5', time: T0 + 10, subject: 'c', data: { value: '3', k: 'x' } })]);
+      const [latest] = await one(ctx.store, t, meters[1]);
+      assert.equal(latest.latestValue, '4', 'equal times: the later sequence number wins');
+      const [min] = await one(ctx.store, t, meters[0]);
+      assert.equal(min.min, '-1');
+      const early = await one(ctx.store, t, meters[1], [T0, T0 + HOUR]);
+      assert.equal(early[0].latestValue, '3');
+      for (const m of meters) {
+        for (const bySubject of [false, true]) {
+          await assertSame(ctx.store, t, { meterId: m.id, fromBucket: T0, toBucket: T0 + 2 * HOUR, windowStarts: [T0], bySubject }, m.aggregation);
+          await assertSame(ctx.store, t, { meterId: m.id, fromBucket: T0, toBucket: T0 + 2 * HOUR, windowStarts: [T0, T0 + HOUR], bySubject, subjects: ['a', 'c'] });
+        }
+      }
+    });
+
+    it('equals readRollups merged in JS after a random workload, for random windows and filters', async () => {
+      const t = await newTenant(ctx.store);
+      const rnd = prng(55);
+      const meters: Meter[] = [
+        mkMeter(t, 'tokens', 'SUM', { value: '$.v', groupBy: { model: '$.model' } }),
+        mkMeter(t, 'min', 'MIN', { value: '$.v' }),
+        mkMeter(t, 'max', 'MAX', { value: '$.v', groupBy: { model: '$.model' } }),
+        mkMeter(t, 'latest', 'LATEST', { value: '$.v' }),
+        mkMeter(t, 'count', 'COUNT', { groupBy: { model: '$.model' } }),
+      ];
+      for (const m of meters) await createMeter(ctx.store, m);
+      const amounts = ['0.1', '999999999999999.999999999', '-0.000000000000000001', '99999999999999999999', '-7', '0'];
+      const amount = () => {
+        const r = rnd.next();
+        if (r < 0.4) return rnd.int(1000) - 200;
+        if (r < 0.5) return rnd.pick(amounts);
+        if (r < 0.55) return undefined;
+        return `${rnd.next() < 0.2 ? '-' : ''}${rnd.int(100000)}.${String(rnd.int(1e9)).padStart(9, '0')}`;
+      };
+      let n = 0;
+      for (let round = 0; round < 8; round++) {
+        const batch = Array.from({ length: 60 }, () =>
+          mkEvent({
+            id: `e${n++}`,
+            // Few distinct times, so latest ties on time are common.
+            time: T0 + rnd.int(48) * HOUR + rnd.int(3) * 1000,
+            subject: rnd.pick(['alice', 'bob', 'carol', 'dave']),
+            data: { v: amount(), model: rnd.pick(['small', 'large', undefined]) },
+          }),
+        );
+        await append(ctx.store, t, batch);
+      }
+      for (let q = 0; q < 40; q++) {
+        const m = rnd.pick(meters);
+        const from = T0 + (rnd.int(10) - 2) * HOUR;
+        const to = from + (1 + rnd.int(55)) * HOUR;
+        const starts = new Set<number>([from - rnd.int(3) * HOUR]);
+        for (let h = from; h < to; h += HOUR) if (rnd.next() < 0.2) starts.add(h);
+        const windowStarts = [...starts].sort((a, b) => a - b);
+        const subjects = rnd.next() < 0.3 ? ['bob', 'dave', 'nobody', 'bob'] : undefined;
+        await assertSame(ctx.store, t, { meterId: m.id, fromBucket: from, toBucket: to, windowStarts, subjects, bySubject: rnd.next() < 0.5 }, m.aggregation);
+      }
+    });
+  });
+}
