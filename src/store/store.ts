@@ -74,6 +74,14 @@ export interface WindowRollupRow {
   partial: Partial;
 }
 
+/** One distinct value per (window index, subject or '', group key, value). */
+export interface WindowUniqueRow {
+  window: number;
+  subject: string;
+  groupKey: string;
+  value: string;
+}
+
 export interface EventScan {
   type: string;
   from: number;
@@ -136,6 +144,8 @@ export interface Store {
   readUniques(tenantId: string, scan: RollupScan): Promise<UniqueRow[]>;
   /** The rollups readRollups returns, merged exactly per window (and subject, if asked) and group key. */
   aggregateRollups(tenantId: string, agg: RollupAggregation): Promise<WindowRollupRow[]>;
+  /** The distinct values readUniques returns, per window (and subject, if asked) and group key. */
+  aggregateUniques(tenantId: string, agg: RollupAggregation): Promise<WindowUniqueRow[]>;
   /**
    * Runs fn while holding a lock named `key` in this tenant, across every process on this
    * database (an advisory lock on PostgreSQL, in-process on SQLite, which has one writer process).

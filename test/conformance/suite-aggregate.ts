@@ -59,6 +59,19 @@ async function assertSame(store: Store, t: string, a: RollupAggregation, aggrega
   assert.deepEqual(answer(await aggregated(store, t, { ...a, aggregation })), answer(reference), `${aggregation} ${what}`);
 }
 
+/** aggregateUniques equals readUniques deduplicated per window in JS. */
+async function assertSameUniques(store: Store, t: string, a: RollupAggregation) {
+  const expected = new Set<string>();
+  for (const r of await store.readUniques(t, a)) {
+    let w = -1;
+    for (let i = 0; i < a.windowStarts.length && a.windowStarts[i] <= r.bucket; i++) w = i;
+    if (w >= 0) expected.add(`${w}|${a.bySubject ? r.subject : ''}|${r.groupKey}|${r.value}`);
+  }
+  const got = (await store.aggregateUniques(t, a)).map((r) => `${r.window}|${r.subject}|${r.groupKey}|${r.value}`);
+  assert.equal(new Set(got).size, got.length, 'distinct rows');
+  assert.deepEqual(got.sort(), [...expected].sort(), JSON.stringify({ ...a, windowStarts: a.windowStarts.map((s) => (s - T0) / HOUR) }));
+}
+
 const one = async (store: Store, t: string, m: Meter, windowStarts = [T0 - 100 * HOUR]) => {
   const rows = await store.aggregateRollups(t, { meterId: m.id, fromBucket: windowStarts[0], toBucket: T0 + 100 * HOUR, windowStarts, bySubject: false });
   return rows.map((r) => ({ window: r.window, group: r.groupKey, ...show(r.partial) }));
@@ -141,6 +154,7 @@ export function aggregateSuite(ctx: Suite) {
         mkMeter(t, 'max', 'MAX', { value: '$.v', groupBy: { model: '$.model' } }),
         mkMeter(t, 'latest', 'LATEST', { value: '$.v' }),
         mkMeter(t, 'count', 'COUNT', { groupBy: { model: '$.model' } }),
+        mkMeter(t, 'users', 'UNIQUE_COUNT', { value: '$.user', groupBy: { model: '$.model' } }),
       ];
       for (const m of meters) await createMeter(ctx.store, m);
       const amounts = ['0.1', '999999999999999.999999999', '-0.000000000000000001', '99999999999999999999', '-7', '0'];
@@ -159,12 +173,12 @@ export function aggregateSuite(ctx: Suite) {
             // Few distinct times, so latest ties on time are common.
             time: T0 + rnd.int(48) * HOUR + rnd.int(3) * 1000,
             subject: rnd.pick(['alice', 'bob', 'carol', 'dave']),
-            data: { v: amount(), model: rnd.pick(['small', 'large', undefined]) },
+            data: { v: amount(), model: rnd.pick(['small', 'large', undefined]), user: rnd.pick(['u1', 'u2', 'u3', 7, 'u5']) },
           }),
         );
         await append(ctx.store, t, batch);
       }
-      for (let q = 0; q < 40; q++) {
+      for (let q = 0; q < 60; q++) {
         const m = rnd.pick(meters);
         const from = T0 + (rnd.int(10) - 2) * HOUR;
         const to = from + (1 + rnd.int(55)) * HOUR;
@@ -172,7 +186,15 @@ export function aggregateSuite(ctx: Suite) {
         for (let h = from; h < to; h += HOUR) if (rnd.next() < 0.2) starts.add(h);
         const windowStarts = [...starts].sort((a, b) => a - b);
         const subjects = rnd.next() < 0.3 ? ['bob', 'dave', 'nobody', 'bob'] : undefined;
-        await assertSame(ctx.store, t, { meterId: m.id, fromBucket: from, toBucket: to, windowStarts, subjects, bySubject: rnd.next() < 0.5 }, m.aggregation);
+        const a = { meterId: m.id, fromBucket: from, toBucket: to, windowStarts, subjects, bySubject: rnd.next() < 0.5 };
+        if (m.aggregation === 'UNIQUE_COUNT') await assertSameUniques(ctx.store, t, a);
+        else await assertSame(ctx.store, t, a, m.aggregation);
+      }
+      // One window over everything: the same value in many buckets is one row.
+      for (const bySubject of [false, true]) {
+        const whole = { fromBucket: T0 - HOUR, toBucket: T0 + 50 * HOUR, windowStarts: [T0 - HOUR], bySubject };
+        await assertSameUniques(ctx.store, t, { meterId: meters[5].id, ...whole });
+        for (const m of meters.slice(0, 5)) await assertSame(ctx.store, t, { meterId: m.id, ...whole }, m.aggregation);
       }
     });
   });

@@ -132,28 +132,25 @@ export class UsageService {
     const plan = planSources(q.from, q.to, windows);
     const locate = windowLocator(windows);
 
-    // Whole hours: distinct values a day at a time, so memory stays bounded by one day's rows;
-    // other meters merged per window by the database. Only per-subject rows of several windows are
-    // about as many as the buckets: those are asked for in pieces of whole windows spanning a day or more.
-    if (unique) {
-      for (const range of chunked(plan.rollupRanges, ROLLUP_CHUNK_MS)) {
-        const scan = { meterId: meter.id, fromBucket: range.start, toBucket: range.end, subjects };
-        for (const r of await this.store.readUniques(ctx.tenantId, scan)) {
-          cellFor(locate(r.bucket), r.subject, r.groupKey)?.uniques!.add(r.value);
+    // Whole hours, merged per window by the database (distinct values for UNIQUE_COUNT). Only
+    // per-subject rows of several windows are about as many as the buckets: those are asked for in
+    // pieces of whole windows spanning a day or more, so memory stays bounded by a day's rows.
+    const pieceMs = bySubject || byCustomer ? ROLLUP_CHUNK_MS : Infinity;
+    for (const piece of windowPieces(plan.rollupRanges, windows, locate, pieceMs)) {
+      const agg = {
+        meterId: meter.id,
+        fromBucket: piece.start,
+        toBucket: piece.end,
+        subjects,
+        windowStarts: windows.slice(piece.first, piece.last + 1).map((w) => w.start),
+        bySubject: bySubject || byCustomer,
+        aggregation: meter.aggregation,
+      };
+      if (unique) {
+        for (const r of await this.store.aggregateUniques(ctx.tenantId, agg)) {
+          cellFor(piece.first + r.window, r.subject, r.groupKey)?.uniques!.add(r.value);
         }
-      }
-    } else {
-      const pieceMs = bySubject || byCustomer ? ROLLUP_CHUNK_MS : Infinity;
-      for (const piece of windowPieces(plan.rollupRanges, windows, locate, pieceMs)) {
-        const agg = {
-          meterId: meter.id,
-          fromBucket: piece.start,
-          toBucket: piece.end,
-          subjects,
-          windowStarts: windows.slice(piece.first, piece.last + 1).map((w) => w.start),
-          bySubject: bySubject || byCustomer,
-          aggregation: meter.aggregation,
-        };
+      } else {
         for (const r of await this.store.aggregateRollups(ctx.tenantId, agg)) {
           const c = cellFor(piece.first + r.window, r.subject, r.groupKey);
           if (c) mergeInto(c.partial, r.partial);
@@ -190,7 +187,7 @@ export class UsageService {
     }
 
     const data = [...cells.values()]
-      .filter((c) => c.partial.count > 0 || !grouped)
+      .filter((c) => c.partial.count > 0 || (c.uniques?.size ?? 0) > 0 || !grouped)
       .sort((a, b) => a.window - b.window || cmp(a.customer, b.customer) || cmp(a.subject, b.subject) || cmp(JSON.stringify(a.dims), JSON.stringify(b.dims)))
       .map((c): UsageRow => {
         const w = windows[c.window];

@@ -2,7 +2,7 @@
 // meterd processes may share one database: exactly-once and rollups rest on database keys and
 // row locks, never on in-process state. Appends in one process share commits (group commit).
 import type pg from 'pg';
-import type { AppendItem, DeltaFn, EventScan, RollupAggregation, RollupScan, Store, WindowRollupRow } from '../store.js';
+import type { AppendItem, DeltaFn, EventScan, RollupAggregation, RollupScan, Store, WindowRollupRow, WindowUniqueRow } from '../store.js';
 import type { Tenant } from '../../modules/tenants/tenants.types.js';
 import type { ApiKeyRecord } from '../../modules/api-keys/api-keys.types.js';
 import type { Meter } from '../../modules/meters/meters.types.js';
@@ -16,7 +16,7 @@ import { Partitions } from './partitions.js';
 import { commitAppends, unstorable, type AppendJob, type JobResult } from './append.js';
 import { migrateDown, migrateUp } from './migrate.js';
 import { AdvisoryLocks } from './locks.js';
-import { aggregateRollups } from './aggregate.js';
+import { aggregateRollups, aggregateUniques } from './aggregate.js';
 import { backfill, eventFromRow, EVENT_COLUMNS, type EventRow } from './events.js';
 import * as meters from './meters.js';
 import * as customers from './customers.js';
@@ -242,6 +242,10 @@ export class PostgresStore implements Store {
 
   aggregateRollups(tenantId: string, agg: RollupAggregation): Promise<WindowRollupRow[]> {
     return aggregateRollups(this.pool, tenantId, agg);
+  }
+
+  aggregateUniques(tenantId: string, agg: RollupAggregation): Promise<WindowUniqueRow[]> {
+    return aggregateUniques(this.pool, tenantId, agg);
   }
 
   async readUniques(tenantId: string, scan: RollupScan): Promise<UniqueRow[]> {

@@ -5,7 +5,7 @@ import type Database from 'better-sqlite3';
 import { Decimal } from '../../core/decimal.js';
 import { emptyPartial, mergeInto } from '../../modules/usage/partial.js';
 import type { Partial } from '../../modules/usage/usage.types.js';
-import { partsOf, type Parts, type RollupAggregation, type WindowRollupRow } from '../store.js';
+import { partsOf, type Parts, type RollupAggregation, type WindowRollupRow, type WindowUniqueRow } from '../store.js';
 
 interface AggRow {
   bucket?: bigint;
@@ -40,10 +40,11 @@ const SEQ_DIGITS = 20;
 // subject reads only the range, in key order, where the bucket index would cost a lookup per row.
 // Without a subject filter the subjects come from a skip scan of the primary key.
 const SUBJECTS_GIVEN = 'subj(s) AS (SELECT DISTINCT value FROM json_each(@subjects))';
-const SUBJECTS_SKIP_SCAN = `subj(s) AS (
-    SELECT (SELECT min(subject) FROM rollups WHERE tenant_id = @tenant AND meter_id = @meter)
+const skipScan = (table: string) => `subj(s) AS (
+    SELECT (SELECT min(subject) FROM ${table} WHERE tenant_id = @tenant AND meter_id = @meter)
     UNION ALL
-    SELECT (SELECT min(subject) FROM rollups WHERE tenant_id = @tenant AND meter_id = @meter AND subject > subj.s) FROM subj WHERE subj.s IS NOT NULL)`;
+    SELECT (SELECT min(subject) FROM ${table} WHERE tenant_id = @tenant AND meter_id = @meter AND subject > subj.s) FROM subj WHERE subj.s IS NOT NULL)`;
+const RANGE = 'r.tenant_id = @tenant AND r.meter_id = @meter AND r.subject = subj.s AND r.bucket >= @from AND r.bucket < @to';
 
 export function aggregateSql(a: AggShape): string {
   const sumInt = a.intSum ? isInt('r.sum') : '0';
@@ -58,15 +59,47 @@ export function aggregateSql(a: AggShape): string {
     // The latest of a group: the greatest (time, seq), zero-padded so text order is numeric order.
     a.parts.latest ? `MAX(printf('%0${TIME_DIGITS}d%0${SEQ_DIGITS}d', r.latest_time, r.latest_seq) || coalesce('v' || r.latest_value, 'n')) AS latest` : null,
   ].filter((c) => c !== null);
-  return `WITH RECURSIVE ${a.withSubjects ? SUBJECTS_GIVEN : SUBJECTS_SKIP_SCAN}
+  return `WITH RECURSIVE ${a.withSubjects ? SUBJECTS_GIVEN : skipScan('rollups')}
     SELECT ${columns.join(',\n      ')}
-    FROM subj CROSS JOIN rollups r
-    WHERE r.tenant_id = @tenant AND r.meter_id = @meter AND r.subject = subj.s AND r.bucket >= @from AND r.bucket < @to
+    FROM subj CROSS JOIN rollups r WHERE ${RANGE}
     GROUP BY ${a.byBucket ? 'r.bucket, ' : ''}${a.bySubject ? 'r.subject, ' : ''}r.group_key`;
 }
 
+export const uniquesSql = (a: Pick<AggShape, 'bySubject' | 'byBucket' | 'withSubjects'>) =>
+  `WITH RECURSIVE ${a.withSubjects ? SUBJECTS_GIVEN : skipScan('rollup_uniques')}
+    SELECT DISTINCT ${a.byBucket ? 'r.bucket' : '0'} AS bucket, ${a.bySubject ? 'r.subject' : "''"} AS subject, r.group_key AS group_key, r.value AS value
+    FROM subj CROSS JOIN rollup_uniques r WHERE ${RANGE}`;
+
 export class RollupAggregator {
   private readonly statements = new Map<string, Database.Statement<Record<string, unknown>, AggRow>>();
+  private readonly uniqueStatements = new Map<string, Database.Statement<Record<string, unknown>, { bucket: number; subject: string; group_key: string; value: string }>>();
+
+  uniques(tenantId: string, a: RollupAggregation): WindowUniqueRow[] {
+    const starts = a.windowStarts;
+    if (starts.length === 0) return [];
+    const shape = { bySubject: a.bySubject, byBucket: starts.length > 1, withSubjects: a.subjects !== undefined };
+    const key = JSON.stringify(shape);
+    let s = this.uniqueStatements.get(key);
+    if (!s) this.uniqueStatements.set(key, (s = this.db.prepare(uniquesSql(shape))));
+    const rows = s.all(this.params(tenantId, a));
+    if (!shape.byBucket) return rows.map((r) => ({ window: 0, subject: r.subject, groupKey: r.group_key, value: r.value }));
+    const out = new Map<string, WindowUniqueRow>();
+    for (const r of rows) {
+      const window = lastAtOrBefore(starts, r.bucket);
+      out.set(`${window}\u0000${r.subject}\u0000${r.group_key}\u0000${r.value}`, { window, subject: r.subject, groupKey: r.group_key, value: r.value });
+    }
+    return [...out.values()];
+  }
+
+  private params(tenantId: string, a: RollupAggregation) {
+    return {
+      tenant: tenantId,
+      meter: a.meterId,
+      from: Math.max(a.fromBucket, a.windowStarts[0]),
+      to: a.toBucket,
+      ...(a.subjects ? { subjects: JSON.stringify(a.subjects) } : {}),
+    };
+  }
 
   constructor(private readonly db: Database.Database) {}
 
@@ -84,13 +117,7 @@ export class RollupAggregator {
     const starts = a.windowStarts;
     if (starts.length === 0) return [];
     const shape: AggShape = { bySubject: a.bySubject, byBucket: starts.length > 1, withSubjects: a.subjects !== undefined, intSum: true, parts: partsOf(a.aggregation) };
-    const params = {
-      tenant: tenantId,
-      meter: a.meterId,
-      from: Math.max(a.fromBucket, starts[0]),
-      to: a.toBucket,
-      ...(a.subjects ? { subjects: JSON.stringify(a.subjects) } : {}),
-    };
+    const params = this.params(tenantId, a);
     let rows: AggRow[];
     try {
       rows = this.statement(shape).all(params);

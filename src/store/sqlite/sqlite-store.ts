@@ -3,7 +3,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { AppendItem, DeltaFn, EventScan, RollupAggregation, RollupScan, Store, WindowRollupRow } from '../store.js';
+import type { AppendItem, DeltaFn, EventScan, RollupAggregation, RollupScan, Store, WindowRollupRow, WindowUniqueRow } from '../store.js';
 import { StaleMetersError } from '../store.js';
 import type { Tenant } from '../../modules/tenants/tenants.types.js';
 import type { ApiKeyRecord } from '../../modules/api-keys/api-keys.types.js';
@@ -425,6 +425,11 @@ export class SqliteStore implements Store {
   async aggregateRollups(tenantId: string, agg: RollupAggregation): Promise<WindowRollupRow[]> {
     this.aggregator ??= new RollupAggregator(this.db);
     return this.aggregator.run(tenantId, agg);
+  }
+
+  async aggregateUniques(tenantId: string, agg: RollupAggregation): Promise<WindowUniqueRow[]> {
+    this.aggregator ??= new RollupAggregator(this.db);
+    return this.aggregator.uniques(tenantId, agg);
   }
 
   async readUniques(tenantId: string, scan: RollupScan): Promise<UniqueRow[]> {
