@@ -40,7 +40,7 @@ export class PostgresStore implements Store {
     this.locks = new AdvisoryLocks(() => newPool(opts.poolSize ?? 10));
     this.schema = schema;
     this.partitions = new Partitions(pool);
-    this.commits = new GroupCommit((jobs) => this.commitJobs(jobs));
+    this.commits = new GroupCommit((jobs) => this.commitJobs(jobs), 512, (job) => job.items.length);
   }
 
   migrate(): Promise<void> {
@@ -155,6 +155,11 @@ export class PostgresStore implements Store {
   }
 
   // events
+
+  /** Events waiting for or in a commit in this process (load shedding reads it). */
+  backlog(): number {
+    return this.commits.weight;
+  }
 
   appendEvents(tenantId: string, metersVersion: number, items: AppendItem[]): Promise<AppendStatus[]> {
     return this.commits.submit({ tenantId, metersVersion, items });
