@@ -9,11 +9,14 @@ import { MetersService } from './modules/meters/meters.service.js';
 import { CustomersService } from './modules/customers/customers.service.js';
 import { EventsService } from './modules/events/events.service.js';
 import { UsageService } from './modules/usage/usage.service.js';
+import type { EventLimits } from './modules/events/event-validation.js';
 
 export const DEFAULT_TENANT = 'default';
 
 export interface Services {
   config: Config;
+  /** What one event may be (sizes, depth, time bounds): the native ingestion and every seed API apply the same. */
+  eventLimits: EventLimits;
   store: Store;
   tenants: TenantsService;
   apiKeys: ApiKeysService;
@@ -24,27 +27,31 @@ export interface Services {
   usage: UsageService;
 }
 
+export function eventLimitsOf(config: Config): EventLimits {
+  return {
+    maxIdLength: config.MAX_ID_LENGTH,
+    maxDataBytes: config.MAX_DATA_BYTES,
+    maxDataDepth: config.MAX_DATA_DEPTH,
+    maxPastMs: config.EVENT_MAX_PAST_DAYS * 86_400_000,
+    maxFutureMs: config.EVENT_MAX_FUTURE_MINUTES * 60_000,
+  };
+}
+
 export function buildServices(config: Config, store: Store): Services {
   const meterCache = new MeterCache(store);
+  const eventLimits = eventLimitsOf(config);
   const meters = new MetersService(store, meterCache);
   const customers = new CustomersService(store);
   return {
     config,
+    eventLimits,
     store,
     tenants: new TenantsService(store),
     apiKeys: new ApiKeysService(store, config.METERD_TOKEN_SECRET),
     meterCache,
     meters,
     customers,
-    events: new EventsService(store, meterCache, {
-      maxBatch: config.MAX_BATCH_EVENTS,
-      maxPendingEvents: config.MAX_PENDING_EVENTS,
-      maxIdLength: config.MAX_ID_LENGTH,
-      maxDataBytes: config.MAX_DATA_BYTES,
-      maxDataDepth: config.MAX_DATA_DEPTH,
-      maxPastMs: config.EVENT_MAX_PAST_DAYS * 86_400_000,
-      maxFutureMs: config.EVENT_MAX_FUTURE_MINUTES * 60_000,
-    }),
+    events: new EventsService(store, meterCache, { ...eventLimits, maxBatch: config.MAX_BATCH_EVENTS, maxPendingEvents: config.MAX_PENDING_EVENTS }),
     usage: new UsageService(store, meters, customers),
   };
 }

@@ -72,8 +72,7 @@ export class FrontierService {
   private readonly limits: EventLimits;
 
   constructor(private readonly s: Services) {
-    const c = s.config;
-    this.limits = { maxIdLength: c.MAX_ID_LENGTH, maxDataBytes: c.MAX_DATA_BYTES, maxDataDepth: c.MAX_DATA_DEPTH, maxPastMs: c.EVENT_MAX_PAST_DAYS * 86_400_000, maxFutureMs: c.EVENT_MAX_FUTURE_MINUTES * 60_000 };
+    this.limits = s.eventLimits;
   }
 
   async authenticate(authorization: string | undefined, scope: Scope): Promise<Ctx> {

@@ -87,14 +87,8 @@ export class KillBillService {
   private readonly limits: EventLimits;
 
   constructor(private readonly s: Services) {
-    // The same limits the native ingestion applies (see buildServices in src/main.ts).
-    this.limits = {
-      maxIdLength: s.config.MAX_ID_LENGTH,
-      maxDataBytes: s.config.MAX_DATA_BYTES,
-      maxDataDepth: s.config.MAX_DATA_DEPTH,
-      maxPastMs: s.config.EVENT_MAX_PAST_DAYS * 86_400_000,
-      maxFutureMs: s.config.EVENT_MAX_FUTURE_MINUTES * 60_000,
-    };
+    // The same limits the native ingestion applies.
+    this.limits = s.eventLimits;
   }
 
   // ---- credentials ----------------------------------------------------------------------------

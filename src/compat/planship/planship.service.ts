@@ -31,8 +31,7 @@ export class PlanshipService {
     private readonly s: Services,
     readonly config: PlanshipConfig,
   ) {
-    const c = s.config;
-    this.limits = { maxIdLength: c.MAX_ID_LENGTH, maxDataBytes: c.MAX_DATA_BYTES, maxDataDepth: c.MAX_DATA_DEPTH, maxPastMs: c.EVENT_MAX_PAST_DAYS * 86_400_000, maxFutureMs: c.EVENT_MAX_FUTURE_MINUTES * 60_000 };
+    this.limits = s.eventLimits;
   }
 
   private async productOrFail(ctx: Ctx, slug: string): Promise<Product> {
