@@ -1,5 +1,10 @@
 // The seed usage APIs meterd speaks besides its own, one folder each.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { killBillErrorHandler } from './killbill/killbill.errors.js';
+import { kindeErrorHandler } from './kinde/kinde.errors.js';
+import { frontierErrorHandler } from './frontier/frontier.errors.js';
+import { planshipErrorHandler } from './planship/planship.errors.js';
+import { chartHopErrorHandler } from './charthop/charthop.errors.js';
 import type { Command } from 'commander';
 import type { Services } from '../main.js';
 import * as killbill from './killbill/index.js';
@@ -14,4 +19,19 @@ export const compatPlugins: Array<(app: FastifyInstance, s: Services) => Promise
 
 export function registerCompatCli(program: Command) {
   for (const a of apis) a.registerCli(program);
+}
+
+type ErrorWriter = (err: unknown, request: FastifyRequest, reply: FastifyReply) => unknown;
+
+/** Each seed API's error writer by URL prefix (most specific first), for a URL the router cannot read. */
+const errorWriters: Array<[string, ErrorWriter]> = [
+  ['/1.0/kb/', killBillErrorHandler],
+  ['/api/v1/billing/', kindeErrorHandler],
+  ['/v1beta1/', frontierErrorHandler],
+  ['/api/v1/', planshipErrorHandler],
+  ['/v1/org/', chartHopErrorHandler],
+];
+
+export function compatErrorWriter(url: string): ErrorWriter | undefined {
+  return errorWriters.find(([prefix]) => url.startsWith(prefix))?.[1];
 }

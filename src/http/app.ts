@@ -19,7 +19,8 @@ import { apiKeyRoutes } from '../modules/api-keys/api-keys.routes.js';
 import { healthRoutes } from './health.js';
 import { validatorCompiler } from './validation.js';
 import { registerProtection } from './protection.js';
-import { compatPlugins } from '../compat/index.js';
+import { compatErrorWriter, compatPlugins } from '../compat/index.js';
+import { validationError } from '../core/errors.js';
 
 export interface HttpOptions {
   /** pino options, or false for no logs (tests). */
@@ -40,7 +41,12 @@ export async function buildHttp(s: Services, opts: HttpOptions = {}): Promise<Fa
     },
     return503OnClosing: true,
     // Errors the router raises before any handler (a URL with invalid percent-encoding).
-    frameworkErrors: (error, _req, reply) => sendProblem(reply, problem(400, `the URL is malformed: ${error.message.replace(/'[^']*'/, 'the path')}`)),
+    // A seed API's URL gets that API's error shape; everything else problem+json.
+    frameworkErrors: (error, req, reply) => {
+      const message = `the URL is malformed: ${error.message.replace(/'[^']*'/, 'the path')}`;
+      const writer = compatErrorWriter(req.url);
+      return writer ? writer(validationError(message), req, reply) : sendProblem(reply, problem(400, message));
+    },
     // On close, idle keep-alive connections are dropped at once; busy ones finish their request first.
     forceCloseConnections: 'idle',
   });

@@ -177,9 +177,9 @@ for (const engine of engines()) {
     });
 
     it('malformed percent-encoding in URLs answers 4xx', async () => {
-      for (const q of ['from=%ff', 'from=%E0%A4%A', 'subject=%ED%A0%80', '%=1', 'groupBy=%00', 'subject=%00', 'type=a%00', 'customer=%00', 'filterGroupBy[d]=%00']) {
+      for (const q of ['from=%ff', 'from=%E0%A4%A', 'subject=%ED%A0%80', '%=1', 'groupBy=%00', 'subject=%00', 'type=a%00', 'customer=%00', 'filterGroupBy[d]=%00', 'cursor=%00']) {
         casesRun++;
-        for (const path of ['/v1/meters/fz/query', '/v1/events', '/v1/meters/%ff', '/v1/customers/%ED%A0%80', '/v1/customers/%00', '/v1/meters/%00', '/v1/meters/a%00b/query', '/v1/api-keys/%00']) {
+        for (const path of ['/v1/meters/fz/query', '/v1/events', '/v1/customers', '/v1/meters/%ff', '/v1/customers/%ED%A0%80', '/v1/customers/%00', '/v1/meters/%00', '/v1/meters/a%00b/query', '/v1/api-keys/%00']) {
           const res = await fetch(`${t.url}${path}?${q}`, { headers: { authorization: `Bearer ${ten.read}` } });
           await assertProblemOrOk(res, await res.text());
         }

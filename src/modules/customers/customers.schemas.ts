@@ -30,6 +30,6 @@ export const CustomerSchema = Type.Object(
 
 export const CustomerParams = Type.Object({ key: PathKey });
 export const ListCustomersQuery = Type.Object(
-  { limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })), cursor: Type.Optional(Type.String({ maxLength: 256 })) },
+  { limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })), cursor: Type.Optional(PathKey) },
   { additionalProperties: false },
 );
