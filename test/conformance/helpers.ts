@@ -87,7 +87,8 @@ export async function allEvents(store: Store, tenantId: string, type: string): P
 
 export const ALL_BUCKETS = { fromBucket: 0, toBucket: MAX_TIME_MS + 1 };
 
-const show = (p: Partial) => ({
+/** A partial as plain text, for deepEqual. */
+export const show = (p: Partial) => ({
   count: p.count,
   sum: formatDecimal(p.sum),
   min: p.min && formatDecimal(p.min),

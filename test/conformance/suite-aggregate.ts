@@ -8,20 +8,10 @@ import type { Partial } from '../../src/modules/usage/usage.types.js';
 import { emptyPartial, mergeInto, valueOf } from '../../src/modules/usage/partial.js';
 import type { Aggregation } from '../../src/modules/meters/meters.types.js';
 import { formatDecimal } from '../../src/core/decimal.js';
-import { append, createMeter, mkEvent, mkMeter, newTenant, prng } from './helpers.js';
+import { append, createMeter, mkEvent, mkMeter, newTenant, prng, show } from './helpers.js';
 
 const HOUR = 3_600_000;
 const T0 = Date.UTC(2024, 4, 31, 20);
-
-const show = (p: Partial) => ({
-  count: p.count,
-  sum: formatDecimal(p.sum),
-  min: p.min && formatDecimal(p.min),
-  max: p.max && formatDecimal(p.max),
-  latestTime: p.latestTime,
-  latestSeq: p.latestSeq,
-  latestValue: p.latestValue && formatDecimal(p.latestValue),
-});
 
 const sorted = (m: Map<string, Partial>) => [...m.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 
