@@ -7,7 +7,6 @@ import type { Meter } from '../../src/modules/meters/meters.types.js';
 import type { Partial } from '../../src/modules/usage/usage.types.js';
 import { emptyPartial, mergeInto, valueOf } from '../../src/modules/usage/partial.js';
 import type { Aggregation } from '../../src/modules/meters/meters.types.js';
-import { formatDecimal } from '../../src/core/decimal.js';
 import { append, createMeter, mkEvent, mkMeter, newTenant, prng, show } from './helpers.js';
 
 const HOUR = 3_600_000;
