@@ -75,7 +75,4 @@ export class GroupCommit<J, R> {
     }
   }
 
-  get depth(): number {
-    return this.queue.length;
-  }
 }

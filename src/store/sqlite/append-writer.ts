@@ -5,7 +5,7 @@ import type Database from 'better-sqlite3';
 import type { AppendItem } from '../store.js';
 import type { AppendStatus } from '../../modules/events/events.types.js';
 import { formatDecimal } from '../../core/decimal.js';
-import { decAdd, decMax, decMin } from './decimal-functions.js';
+import { SMALL_INT, decAdd, decMax, decMin } from './decimal-functions.js';
 
 export interface WireDelta {
   m: string; // meter id
@@ -77,6 +77,23 @@ interface Acc {
   seq: number;
 }
 
+/** The one rollup upsert (appends and backfills): positional, amounts as given by sqlValue. */
+export const ROLLUP_UPSERT = `INSERT INTO rollups (tenant_id, meter_id, subject, bucket, group_key, count, sum, min, max, latest_time, latest_seq, latest_value)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (tenant_id, meter_id, subject, bucket, group_key) DO UPDATE SET
+           count = count + excluded.count,
+           sum = CASE WHEN typeof(sum) = 'integer' AND typeof(excluded.sum) = 'integer' AND abs(sum) < 1000000000000000 AND abs(excluded.sum) < 1000000000000000
+                      THEN sum + excluded.sum ELSE dec_add(sum, excluded.sum) END,
+           min = CASE WHEN excluded.min IS NULL THEN min WHEN min IS NULL THEN excluded.min
+                      WHEN typeof(min) = 'integer' AND typeof(excluded.min) = 'integer' THEN MIN(min, excluded.min) ELSE dec_min(min, excluded.min) END,
+           max = CASE WHEN excluded.max IS NULL THEN max WHEN max IS NULL THEN excluded.max
+                      WHEN typeof(max) = 'integer' AND typeof(excluded.max) = 'integer' THEN MAX(max, excluded.max) ELSE dec_max(max, excluded.max) END,
+           latest_value = CASE WHEN (excluded.latest_time, excluded.latest_seq) > (latest_time, latest_seq) THEN excluded.latest_value ELSE latest_value END,
+           latest_seq = CASE WHEN (excluded.latest_time, excluded.latest_seq) > (latest_time, latest_seq) THEN excluded.latest_seq ELSE latest_seq END,
+           latest_time = MAX(latest_time, excluded.latest_time)`;
+
+export const UNIQUE_INSERT = 'INSERT OR IGNORE INTO rollup_uniques (tenant_id, meter_id, subject, bucket, group_key, value) VALUES (?, ?, ?, ?, ?, ?)';
+
 export class AppendWriter {
   private readonly s;
 
@@ -91,22 +108,8 @@ export class AppendWriter {
       // One upsert per bucket. Small integers (the common case: tokens, calls) are added by SQLite
       // itself; anything else goes through the exact decimal functions. Integers stay below 2^53
       // because both sides are below 10^15, so SQLite never turns a sum into a float.
-      putRollup: db.prepare(
-        `INSERT INTO rollups (tenant_id, meter_id, subject, bucket, group_key, count, sum, min, max, latest_time, latest_seq, latest_value)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (tenant_id, meter_id, subject, bucket, group_key) DO UPDATE SET
-           count = count + excluded.count,
-           sum = CASE WHEN typeof(sum) = 'integer' AND typeof(excluded.sum) = 'integer' AND abs(sum) < 1000000000000000 AND abs(excluded.sum) < 1000000000000000
-                      THEN sum + excluded.sum ELSE dec_add(sum, excluded.sum) END,
-           min = CASE WHEN excluded.min IS NULL THEN min WHEN min IS NULL THEN excluded.min
-                      WHEN typeof(min) = 'integer' AND typeof(excluded.min) = 'integer' THEN MIN(min, excluded.min) ELSE dec_min(min, excluded.min) END,
-           max = CASE WHEN excluded.max IS NULL THEN max WHEN max IS NULL THEN excluded.max
-                      WHEN typeof(max) = 'integer' AND typeof(excluded.max) = 'integer' THEN MAX(max, excluded.max) ELSE dec_max(max, excluded.max) END,
-           latest_value = CASE WHEN (excluded.latest_time, excluded.latest_seq) > (latest_time, latest_seq) THEN excluded.latest_value ELSE latest_value END,
-           latest_seq = CASE WHEN (excluded.latest_time, excluded.latest_seq) > (latest_time, latest_seq) THEN excluded.latest_seq ELSE latest_seq END,
-           latest_time = MAX(latest_time, excluded.latest_time)`,
-      ),
-      putUnique: db.prepare('INSERT OR IGNORE INTO rollup_uniques (tenant_id, meter_id, subject, bucket, group_key, value) VALUES (?, ?, ?, ?, ?, ?)'),
+      putRollup: db.prepare(ROLLUP_UPSERT),
+      putUnique: db.prepare(UNIQUE_INSERT),
     };
   }
 
@@ -149,8 +152,6 @@ export class AppendWriter {
       .immediate();
   }
 }
-
-const SMALL_INT = /^-?\d{1,15}$/;
 
 /** Decimal text as SQLite stores it: small integers as INTEGER (added natively), the rest as exact TEXT. */
 export function sqlValue(v: string | null): string | number | null {

@@ -4,7 +4,8 @@
 import type Database from 'better-sqlite3';
 import { Decimal, formatDecimal } from '../../core/decimal.js';
 
-const SMALL_INT = /^-?\d{1,15}$/;
+/** Integers a double holds exactly, with room to add two of them. */
+export const SMALL_INT = /^-?\d{1,15}$/;
 
 export function decAdd(a: string, b: string): string {
   if (SMALL_INT.test(a) && SMALL_INT.test(b)) return String(Number(a) + Number(b));

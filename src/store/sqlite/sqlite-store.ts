@@ -26,7 +26,7 @@ import {
 } from '../rows.js';
 import { GroupCommit } from '../group-commit.js';
 import { openDatabase } from './open.js';
-import { AppendWriter, toWire, type WireJob, type WireResult } from './append-writer.js';
+import { AppendWriter, ROLLUP_UPSERT, UNIQUE_INSERT, sqlValue, toWire, type WireJob, type WireResult } from './append-writer.js';
 import { WriterClient } from './writer-client.js';
 import { RollupAggregator } from './aggregate.js';
 
@@ -101,22 +101,8 @@ export class SqliteStore implements Store {
     const db = this.db;
     return {
       metersVersion: db.prepare<[string], { meters_version: number }>('SELECT meters_version FROM tenants WHERE id = ?'),
-      // One upsert per bucket; the decimal functions keep sums, minima and maxima exact.
-      putRollup: db.prepare(
-        `INSERT INTO rollups (tenant_id, meter_id, subject, bucket, group_key, count, sum, min, max, latest_time, latest_seq, latest_value)
-         VALUES (@tenant_id, @meter_id, @subject, @bucket, @group_key, @count, @sum, @min, @max, @latest_time, @latest_seq, @latest_value)
-         ON CONFLICT (tenant_id, meter_id, subject, bucket, group_key) DO UPDATE SET
-           count = count + excluded.count,
-           sum = dec_add(sum, excluded.sum),
-           min = dec_min(min, excluded.min),
-           max = dec_max(max, excluded.max),
-           latest_value = CASE WHEN (excluded.latest_time, excluded.latest_seq) > (latest_time, latest_seq) THEN excluded.latest_value ELSE latest_value END,
-           latest_seq = CASE WHEN (excluded.latest_time, excluded.latest_seq) > (latest_time, latest_seq) THEN excluded.latest_seq ELSE latest_seq END,
-           latest_time = MAX(latest_time, excluded.latest_time)`,
-      ),
-      putUnique: db.prepare(
-        `INSERT OR IGNORE INTO rollup_uniques (tenant_id, meter_id, subject, bucket, group_key, value) VALUES (?, ?, ?, ?, ?, ?)`,
-      ),
+      putRollup: db.prepare(ROLLUP_UPSERT),
+      putUnique: db.prepare(UNIQUE_INSERT),
     };
   }
 
@@ -374,7 +360,8 @@ export class SqliteStore implements Store {
     const s = this.s;
     const { rollups, uniques } = combineDeltas(deltas);
     for (const d of rollups) {
-      s.putRollup.run({ tenant_id: tenantId, meter_id: d.meterId, subject: d.subject, bucket: d.bucket, group_key: d.groupKey, ...partialToColumns(d.partial) });
+      const c = partialToColumns(d.partial);
+      s.putRollup.run(tenantId, d.meterId, d.subject, d.bucket, d.groupKey, c.count, sqlValue(c.sum), sqlValue(c.min), sqlValue(c.max), c.latest_time, c.latest_seq, sqlValue(c.latest_value));
     }
     for (const d of uniques) s.putUnique.run(tenantId, d.meterId, d.subject, d.bucket, d.groupKey, d.unique!);
   }
