@@ -81,6 +81,14 @@ for (const engine of engines()) {
       const [stored] = (await t.services.store.listApiKeys(a.id)).filter((k) => k.id === created.body.id);
       assert.ok(!JSON.stringify(stored).includes(secretOf(created.body.key)), 'only a hash of the secret is stored');
     });
+
+    it('API keys revoked by another instance (straight in the store) fail within about a second', async () => {
+      const created = await call(t.url, 'POST', '/v1/api-keys', { key: a.admin, body: { name: 'elsewhere', scopes: ['read'] } });
+      assert.equal((await call(t.url, 'GET', '/v1/meters', { key: created.body.key })).status, 200);
+      assert.equal(await t.services.store.revokeApiKey(a.id, created.body.id, Date.now()), true);
+      await new Promise((r) => setTimeout(r, 1100));
+      assert.equal((await call(t.url, 'GET', '/v1/meters', { key: created.body.key })).status, 401);
+    });
   });
 }
 

@@ -5,6 +5,7 @@ import type { Ctx, Scope } from '../../core/context.js';
 import { notFound, unauthenticated } from '../../core/errors.js';
 import type { Store } from '../../store/store.js';
 import type { ApiKeyRecord } from './api-keys.types.js';
+import { VerifiedKeys, presentedKeyDigest } from './verified-keys.js';
 
 const KEY_PATTERN = /^mk_([A-Za-z0-9]{16})_([A-Za-z0-9_-]{43})$/;
 
@@ -34,6 +35,7 @@ export const keyLabel = (key: string) => splitAnyKey(key).id;
 
 export class ApiKeysService {
   private readonly tokenSecret: Buffer;
+  private readonly verified = new VerifiedKeys();
 
   /** `tokenSecret` (METERD_TOKEN_SECRET) signs the OAuth tokens of the seed APIs; without it, a per-process secret. */
   constructor(
@@ -73,8 +75,20 @@ export class ApiKeysService {
     return record;
   }
 
-  /** Resolves a bearer key to its record, or throws unauthenticated. Constant-time on the secret. */
+  /** Resolves a bearer key to its record, or throws unauthenticated. Successes are remembered for a second. */
   async authenticate(presented: string): Promise<ApiKeyRecord> {
+    const digest = presentedKeyDigest(presented);
+    const now = Date.now();
+    const known = this.verified.get(digest, now);
+    if (known) return known;
+    const epoch = this.verified.epoch();
+    const record = await this.verify(presented);
+    this.verified.set(digest, record, now, epoch);
+    return record;
+  }
+
+  /** Checks a key against the store. Constant-time on the secret. */
+  private async verify(presented: string): Promise<ApiKeyRecord> {
     const { id, secret } = splitAnyKey(presented);
     const record = await this.store.getApiKey(id);
     const expected = Buffer.from(record?.secretHash ?? '0'.repeat(64), 'hex');
@@ -90,7 +104,9 @@ export class ApiKeysService {
   }
 
   async revoke(ctx: Ctx, id: string): Promise<void> {
-    if (!(await this.store.revokeApiKey(ctx.tenantId, id, Date.now()))) throw notFound('API key');
+    const revoked = await this.store.revokeApiKey(ctx.tenantId, id, Date.now());
+    this.verified.evict(id);
+    if (!revoked) throw notFound('API key');
   }
 }
 

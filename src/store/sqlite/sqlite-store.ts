@@ -181,8 +181,12 @@ export class SqliteStore implements Store {
       .run(k.id, k.tenantId, k.name, k.secretHash, k.scopes.join(','), k.createdAt, k.revokedAt);
   }
 
+  // Prepared once: authentication reads a key whenever its short-lived cache misses.
+  private apiKeyById?: Database.Statement<[string], ApiKeyRow>;
+
   async getApiKey(id: string): Promise<ApiKeyRecord | undefined> {
-    const r = this.db.prepare<[string], ApiKeyRow>('SELECT * FROM api_keys WHERE id = ?').get(id);
+    this.apiKeyById ??= this.db.prepare<[string], ApiKeyRow>('SELECT * FROM api_keys WHERE id = ?');
+    const r = this.apiKeyById.get(id);
     return r && apiKeyFromRow(r);
   }
 
