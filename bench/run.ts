@@ -4,6 +4,7 @@
 // never enforced: the exit code is 1 only when the harness broke or a case got errors or lost events.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -50,13 +51,19 @@ const program = new Command('bench')
   .option('--profile', 'run the server(s) with --cpu-prof and summarise the profile')
   .option('--instances <n>', 'meterd instances (default 1 on SQLite, 2 on PostgreSQL)', int)
   .option('--pg-url <url>', 'PostgreSQL server (a fresh schema is made and dropped)', 'postgres://postgres@127.0.0.1:5432/test')
-  .addOption(new Option('--server <entry>', 'run meterd from src (tsx) or dist (npm run build first)').choices(['src', 'dist']).default('src'))
+  .addOption(new Option('--server <entry>', 'run meterd as built by npm run build (dist, what npm start runs; built first) or from src through tsx').choices(['src', 'dist']).default('dist'))
   .option('--server-protection', "keep meterd's rate limit and load shedding on (the bench turns them off to measure capacity)")
   .option('--seed-batch <n>', 'events per bulk append when seeding', int, 5000);
 
 interface Opts {
   quick?: boolean; engine: Engine; seedEvents?: number; duration?: number; warmup?: number; connections: number; queryConnections: number;
   only?: CaseId[]; soak?: number; profile?: boolean; instances?: number; pgUrl: string; server: 'src' | 'dist'; seedBatch: number; serverProtection?: boolean;
+}
+
+/** Compiles src to dist, so the server measured is the one `npm start` runs (no tsx in the process). */
+function buildDist(say: (s: string) => void) {
+  say('building dist (npm run build) ...');
+  execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { stdio: 'inherit' });
 }
 
 async function main(): Promise<number> {
@@ -140,6 +147,7 @@ async function main(): Promise<number> {
       await stopServers([baseline]);
     }
 
+    if (o.server === 'dist') buildDist(say);
     const meterdOpts = { databaseUrl, adminKey, entry: o.server, profileDir, logDir: workDir, protection: !!o.serverProtection };
     for (let i = 0; i < instances; i++) servers.push(await startMeterd(i, meterdOpts));
     const sampler = setInterval(() => sampleMemory(servers), 500);

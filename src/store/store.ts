@@ -47,6 +47,8 @@ export interface RollupAggregation extends RollupScan {
   windowStarts: number[];
   /** Keep subjects apart; otherwise every row has subject ''. */
   bySubject: boolean;
+  /** false: the caller needs no dimension, so groups may be merged and every row has group key ''. */
+  byGroup?: boolean;
   /**
    * Only what this aggregation reads is computed (COUNT: count; SUM, AVG: count and sum; MIN, MAX,
    * LATEST: count and theirs); the other parts stay empty as in emptyPartial. Undefined: all parts.

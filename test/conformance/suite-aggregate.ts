@@ -21,7 +21,7 @@ async function mergedInJs(store: Store, t: string, a: RollupAggregation) {
     let w = -1;
     for (let i = 0; i < a.windowStarts.length && a.windowStarts[i] <= r.bucket; i++) w = i;
     if (w < 0) continue;
-    const k = `${w}|${a.bySubject ? r.subject : ''}|${r.groupKey}`;
+    const k = `${w}|${a.bySubject ? r.subject : ''}|${a.byGroup === false ? '' : r.groupKey}`;
     out.set(k, mergeInto(out.get(k) ?? emptyPartial(), r.partial));
   }
   return sorted(out);
@@ -54,7 +54,7 @@ async function assertSameUniques(store: Store, t: string, a: RollupAggregation) 
   for (const r of await store.readUniques(t, a)) {
     let w = -1;
     for (let i = 0; i < a.windowStarts.length && a.windowStarts[i] <= r.bucket; i++) w = i;
-    if (w >= 0) expected.add(`${w}|${a.bySubject ? r.subject : ''}|${r.groupKey}|${r.value}`);
+    if (w >= 0) expected.add(`${w}|${a.bySubject ? r.subject : ''}|${a.byGroup === false ? '' : r.groupKey}|${r.value}`);
   }
   const got = (await store.aggregateUniques(t, a)).map((r) => `${r.window}|${r.subject}|${r.groupKey}|${r.value}`);
   assert.equal(new Set(got).size, got.length, 'distinct rows');
@@ -146,6 +146,8 @@ export function aggregateSuite(ctx: Suite) {
         mkMeter(t, 'users', 'UNIQUE_COUNT', { value: '$.user', groupBy: { model: '$.model' } }),
       ];
       for (const m of meters) await createMeter(ctx.store, m);
+      // Made after the events: its rollups (every level) come from the backfill.
+      const backfilled = mkMeter(t, 'backfilled', 'SUM', { value: '$.v', groupBy: { model: '$.model' } });
       const amounts = ['0.1', '999999999999999.999999999', '-0.000000000000000001', '99999999999999999999', '-7', '0'];
       const amount = () => {
         const r = rnd.next();
@@ -167,6 +169,8 @@ export function aggregateSuite(ctx: Suite) {
         );
         await append(ctx.store, t, batch);
       }
+      await createMeter(ctx.store, backfilled);
+      meters.push(backfilled);
       for (let q = 0; q < 60; q++) {
         const m = rnd.pick(meters);
         const from = T0 + (rnd.int(10) - 2) * HOUR;
@@ -175,15 +179,30 @@ export function aggregateSuite(ctx: Suite) {
         for (let h = from; h < to; h += HOUR) if (rnd.next() < 0.2) starts.add(h);
         const windowStarts = [...starts].sort((a, b) => a - b);
         const subjects = rnd.next() < 0.3 ? ['bob', 'dave', 'nobody', 'bob'] : undefined;
-        const a = { meterId: m.id, fromBucket: from, toBucket: to, windowStarts, subjects, bySubject: rnd.next() < 0.5 };
+        const a = { meterId: m.id, fromBucket: from, toBucket: to, windowStarts, subjects, bySubject: rnd.next() < 0.5, byGroup: rnd.next() < 0.5 ? false : undefined };
+        if (m.aggregation === 'UNIQUE_COUNT') await assertSameUniques(ctx.store, t, a);
+        else await assertSame(ctx.store, t, a, m.aggregation);
+      }
+      // Windows with whole UTC days inside (T0 + 4 h and T0 + 28 h are midnights): SQLite answers those
+      // days from its day level and the hours around them from the hourly level.
+      const midnightish = [T0 - 3 * HOUR, T0 + 4 * HOUR, T0 + 11 * HOUR, T0 + 28 * HOUR, T0 + 30 * HOUR, T0 + 52 * HOUR];
+      for (let q = 0; q < 60; q++) {
+        const m = rnd.pick(meters);
+        const windowStarts = midnightish.filter((_, i) => i === 0 || rnd.next() < 0.5);
+        const from = windowStarts[0] + rnd.int(8) * HOUR;
+        const to = T0 + (30 + rnd.int(30)) * HOUR;
+        const subjects = rnd.next() < 0.4 ? rnd.pick([['alice'], ['bob', 'carol'], ['nobody']]) : undefined;
+        const a = { meterId: m.id, fromBucket: from, toBucket: to, windowStarts, subjects, bySubject: rnd.next() < 0.5, byGroup: rnd.next() < 0.7 ? false : undefined };
         if (m.aggregation === 'UNIQUE_COUNT') await assertSameUniques(ctx.store, t, a);
         else await assertSame(ctx.store, t, a, m.aggregation);
       }
       // One window over everything: the same value in many buckets is one row.
       for (const bySubject of [false, true]) {
-        const whole = { fromBucket: T0 - HOUR, toBucket: T0 + 50 * HOUR, windowStarts: [T0 - HOUR], bySubject };
-        await assertSameUniques(ctx.store, t, { meterId: meters[5].id, ...whole });
-        for (const m of meters.slice(0, 5)) await assertSame(ctx.store, t, { meterId: m.id, ...whole }, m.aggregation);
+        for (const byGroup of [false, undefined]) {
+          const whole = { fromBucket: T0 - HOUR, toBucket: T0 + 50 * HOUR, windowStarts: [T0 - HOUR], bySubject, byGroup };
+          await assertSameUniques(ctx.store, t, { meterId: meters[5].id, ...whole });
+          for (const m of [...meters.slice(0, 5), backfilled]) await assertSame(ctx.store, t, { meterId: m.id, ...whole }, m.aggregation);
+        }
       }
     });
   });

@@ -107,7 +107,8 @@ export class UsageService {
     const projectGroup = (groupKey: string) => {
       let p = parsedKeys.get(groupKey);
       if (p === undefined) {
-        const all = JSON.parse(groupKey) as Record<string, string | null>;
+        // '' is the key of rows whose groups the store merged (byGroup: false).
+        const all = groupKey === '' ? {} : (JSON.parse(groupKey) as Record<string, string | null>);
         p = filters.every(([k, vs]) => all[k] !== null && all[k] !== undefined && vs.has(all[k] as string)) ? all : null;
         parsedKeys.set(groupKey, p);
       }
@@ -144,6 +145,7 @@ export class UsageService {
         subjects,
         windowStarts: windows.slice(piece.first, piece.last + 1).map((w) => w.start),
         bySubject: bySubject || byCustomer,
+        byGroup: keptDims.length > 0 || filters.length > 0,
         aggregation: meter.aggregation,
       };
       if (unique) {

@@ -8,8 +8,8 @@ import { partsOf, type Parts, type RollupAggregation, type WindowRollupRow, type
 const LATEST_ORDER = 'ORDER BY latest_time DESC, latest_seq DESC';
 
 /** Parts the aggregation does not read come back as the empty partial's values. */
-export const aggregateSql = (bySubject: boolean, withSubjects: boolean, p: Parts) => `
-  SELECT width_bucket(bucket, $5::bigint[]) - 1 AS win, ${bySubject ? 'subject' : "''::text"} AS subject, group_key,
+export const aggregateSql = (bySubject: boolean, byGroup: boolean, withSubjects: boolean, p: Parts) => `
+  SELECT width_bucket(bucket, $5::bigint[]) - 1 AS win, ${bySubject ? 'subject' : "''::text"} AS subject, ${byGroup ? 'group_key' : "''::text"} AS group_key,
     sum(count) AS count,
     ${p.sum ? 'sum(sum)::text' : "'0'"} AS sum,
     ${p.min ? 'min(min)::text' : 'NULL'} AS min,
@@ -22,8 +22,8 @@ export const aggregateSql = (bySubject: boolean, withSubjects: boolean, p: Parts
     ${withSubjects ? 'AND subject = ANY($6::text[])' : ''}
   GROUP BY 1, 2, 3`;
 
-const uniquesSql = (bySubject: boolean, withSubjects: boolean) => `
-  SELECT DISTINCT width_bucket(bucket, $5::bigint[]) - 1 AS win, ${bySubject ? 'subject' : "''::text"} AS subject, group_key, value
+const uniquesSql = (bySubject: boolean, byGroup: boolean, withSubjects: boolean) => `
+  SELECT DISTINCT width_bucket(bucket, $5::bigint[]) - 1 AS win, ${bySubject ? 'subject' : "''::text"} AS subject, ${byGroup ? 'group_key' : "''::text"} AS group_key, value
   FROM rollup_uniques
   WHERE tenant_id = $1 AND meter_id = $2 AND bucket >= $3 AND bucket < $4
     ${withSubjects ? 'AND subject = ANY($6::text[])' : ''}`;
@@ -41,13 +41,13 @@ const params = (tenantId: string, a: RollupAggregation) => [
 
 export async function aggregateUniques(pool: pg.Pool, tenantId: string, a: RollupAggregation): Promise<WindowUniqueRow[]> {
   if (a.windowStarts.length === 0) return [];
-  const r = await pool.query<{ win: number; subject: string; group_key: string; value: string }>(uniquesSql(a.bySubject, a.subjects !== undefined), params(tenantId, a));
+  const r = await pool.query<{ win: number; subject: string; group_key: string; value: string }>(uniquesSql(a.bySubject, a.byGroup !== false, a.subjects !== undefined), params(tenantId, a));
   return r.rows.map((x) => ({ window: Number(x.win), subject: x.subject, groupKey: x.group_key, value: x.value }));
 }
 
 export async function aggregateRollups(pool: pg.Pool, tenantId: string, a: RollupAggregation): Promise<WindowRollupRow[]> {
   if (a.windowStarts.length === 0) return [];
-  const sql = aggregateSql(a.bySubject, a.subjects !== undefined, partsOf(a.aggregation));
+  const sql = aggregateSql(a.bySubject, a.byGroup !== false, a.subjects !== undefined, partsOf(a.aggregation));
   const r = await pool.query<PartialColumns & { win: number; subject: string; group_key: string }>(sql, params(tenantId, a));
   return r.rows.map((x) => ({ window: Number(x.win), subject: x.subject, groupKey: x.group_key, partial: partialFromRow(x) }));
 }

@@ -6,6 +6,7 @@ import { Decimal } from '../../core/decimal.js';
 import { emptyPartial, mergeInto } from '../../modules/usage/partial.js';
 import type { Partial } from '../../modules/usage/usage.types.js';
 import { partsOf, type Parts, type RollupAggregation, type WindowRollupRow, type WindowUniqueRow } from '../store.js';
+import { HOUR_LEVEL, SUBJECT_DAY_LEVEL, TOTAL_LEVEL, type RollupLevel } from './rollup-writer.js';
 
 interface AggRow {
   bucket?: bigint;
@@ -22,7 +23,10 @@ interface AggRow {
 }
 
 export interface AggShape {
+  level: RollupLevel;
   bySubject: boolean;
+  /** Keep group keys apart; otherwise every row has group key ''. */
+  byGroup: boolean;
   /** Group by bucket too (several windows): buckets are then merged into windows in JS. */
   byBucket: boolean;
   withSubjects: boolean;
@@ -31,8 +35,9 @@ export interface AggShape {
   parts: Parts;
 }
 
-/** Text that round-trips through a 64-bit integer: a canonical integer SQLite can add exactly. */
-const isInt = (col: string) => `CAST(CAST(${col} AS INTEGER) AS TEXT) = ${col}`;
+/** An INTEGER, or text that round-trips through a 64-bit integer: a canonical integer SQLite can add exactly. */
+const isInt = (col: string) => `(typeof(${col}) = 'integer' OR CAST(CAST(${col} AS INTEGER) AS TEXT) = ${col})`;
+const DAY_MS = 86_400_000;
 const TIME_DIGITS = 16;
 const SEQ_DIGITS = 20;
 
@@ -48,10 +53,12 @@ const RANGE = 'r.tenant_id = @tenant AND r.meter_id = @meter AND r.subject = sub
 
 export function aggregateSql(a: AggShape): string {
   const sumInt = a.intSum ? isInt('r.sum') : '0';
+  const hasSubject = a.level.key.includes('subject');
+  const group = a.byGroup && a.level.key.includes('group_key');
   const columns = [
     a.byBucket ? 'r.bucket AS bucket' : null,
     `${a.bySubject ? 'r.subject' : "''"} AS subject`,
-    'r.group_key AS group_key',
+    `${group ? 'r.group_key' : "''"} AS group_key`,
     'SUM(r.count) AS count',
     ...(a.parts.sum ? [`SUM(CAST(r.sum AS INTEGER)) FILTER (WHERE ${sumInt}) AS int_sum`, `dec_sum(r.sum) FILTER (WHERE NOT (${sumInt})) AS dec_sum`] : []),
     ...(a.parts.min ? [`MIN(CAST(r.min AS INTEGER)) FILTER (WHERE ${isInt('r.min')}) AS int_min`, `dec_min_agg(r.min) FILTER (WHERE NOT (${isInt('r.min')})) AS dec_min`] : []),
@@ -59,15 +66,58 @@ export function aggregateSql(a: AggShape): string {
     // The latest of a group: the greatest (time, seq), zero-padded so text order is numeric order.
     a.parts.latest ? `MAX(printf('%0${TIME_DIGITS}d%0${SEQ_DIGITS}d', r.latest_time, r.latest_seq) || coalesce('v' || r.latest_value, 'n')) AS latest` : null,
   ].filter((c) => c !== null);
-  return `WITH RECURSIVE ${a.withSubjects ? SUBJECTS_GIVEN : skipScan('rollups')}
-    SELECT ${columns.join(',\n      ')}
-    FROM subj CROSS JOIN rollups r WHERE ${RANGE}
-    GROUP BY ${a.byBucket ? 'r.bucket, ' : ''}${a.bySubject ? 'r.subject, ' : ''}r.group_key`;
+  const groupBy = [a.byBucket ? 'r.bucket' : null, a.bySubject ? 'r.subject' : null, group ? 'r.group_key' : null].filter((c) => c !== null);
+  const from = hasSubject
+    ? `WITH RECURSIVE ${a.withSubjects ? SUBJECTS_GIVEN : skipScan(a.level.table)} SELECT ${columns.join(', ')} FROM subj CROSS JOIN ${a.level.table} r WHERE ${RANGE}`
+    : `SELECT ${columns.join(', ')} FROM ${a.level.table} r WHERE r.tenant_id = @tenant AND r.meter_id = @meter AND r.bucket >= @from AND r.bucket < @to`;
+  // HAVING: without GROUP BY an aggregate answers one row even over no rows.
+  return `${from} ${groupBy.length > 0 ? `GROUP BY ${groupBy.join(', ')}` : ''} HAVING COUNT(*) > 0`;
 }
 
-export const uniquesSql = (a: Pick<AggShape, 'bySubject' | 'byBucket' | 'withSubjects'>) =>
+interface Source {
+  level: RollupLevel;
+  from: number;
+  to: number;
+}
+
+/** At most this many separate reads per query; beyond it the hourly level answers alone. */
+const MAX_SOURCES = 64;
+
+/**
+ * Which level answers which part of [from, to). Every subject merged: the total level. Groups merged:
+ * whole UTC days that lie inside one window from the day level, the hours around them from the hourly
+ * level. Otherwise the hourly level.
+ */
+export function planSources(a: RollupAggregation, from: number): Source[] {
+  const to = a.toBucket;
+  if (!a.bySubject && a.subjects === undefined) return [{ level: TOTAL_LEVEL, from, to }];
+  const hours = [{ level: HOUR_LEVEL, from, to }];
+  if (a.byGroup !== false) return hours;
+  const starts = a.windowStarts;
+  const out: Source[] = [];
+  let cursor = from;
+  for (let i = 0; i < starts.length; i++) {
+    const windowFrom = Math.max(starts[i], from);
+    const windowTo = Math.min(i + 1 < starts.length ? starts[i + 1] : to, to);
+    const dayFrom = Math.ceil(windowFrom / DAY_MS) * DAY_MS;
+    const dayTo = Math.floor(windowTo / DAY_MS) * DAY_MS;
+    if (dayTo <= dayFrom) continue;
+    const last = out[out.length - 1];
+    if (last && last.level === SUBJECT_DAY_LEVEL && last.to === dayFrom) last.to = dayTo;
+    else {
+      if (dayFrom > cursor) out.push({ level: HOUR_LEVEL, from: cursor, to: dayFrom });
+      out.push({ level: SUBJECT_DAY_LEVEL, from: dayFrom, to: dayTo });
+    }
+    cursor = dayTo;
+  }
+  if (out.length === 0) return hours;
+  if (cursor < to) out.push({ level: HOUR_LEVEL, from: cursor, to });
+  return out.length > MAX_SOURCES ? hours : out;
+}
+
+export const uniquesSql = (a: Pick<AggShape, 'bySubject' | 'byGroup' | 'byBucket' | 'withSubjects'>) =>
   `WITH RECURSIVE ${a.withSubjects ? SUBJECTS_GIVEN : skipScan('rollup_uniques')}
-    SELECT DISTINCT ${a.byBucket ? 'r.bucket' : '0'} AS bucket, ${a.bySubject ? 'r.subject' : "''"} AS subject, r.group_key AS group_key, r.value AS value
+    SELECT DISTINCT ${a.byBucket ? 'r.bucket' : '0'} AS bucket, ${a.bySubject ? 'r.subject' : "''"} AS subject, ${a.byGroup ? 'r.group_key' : "''"} AS group_key, r.value AS value
     FROM subj CROSS JOIN rollup_uniques r WHERE ${RANGE}`;
 
 export class RollupAggregator {
@@ -77,7 +127,7 @@ export class RollupAggregator {
   uniques(tenantId: string, a: RollupAggregation): WindowUniqueRow[] {
     const starts = a.windowStarts;
     if (starts.length === 0) return [];
-    const shape = { bySubject: a.bySubject, byBucket: starts.length > 1, withSubjects: a.subjects !== undefined };
+    const shape = { bySubject: a.bySubject, byGroup: a.byGroup !== false, byBucket: starts.length > 1, withSubjects: a.subjects !== undefined };
     const key = JSON.stringify(shape);
     let s = this.uniqueStatements.get(key);
     if (!s) this.uniqueStatements.set(key, (s = this.db.prepare(uniquesSql(shape))));
@@ -91,12 +141,12 @@ export class RollupAggregator {
     return [...out.values()];
   }
 
-  private params(tenantId: string, a: RollupAggregation) {
+  private params(tenantId: string, a: RollupAggregation, range = { from: Math.max(a.fromBucket, a.windowStarts[0]), to: a.toBucket }) {
     return {
       tenant: tenantId,
       meter: a.meterId,
-      from: Math.max(a.fromBucket, a.windowStarts[0]),
-      to: a.toBucket,
+      from: range.from,
+      to: range.to,
       ...(a.subjects ? { subjects: JSON.stringify(a.subjects) } : {}),
     };
   }
@@ -104,7 +154,7 @@ export class RollupAggregator {
   constructor(private readonly db: Database.Database) {}
 
   private statement(shape: AggShape) {
-    const key = JSON.stringify(shape);
+    const key = JSON.stringify({ ...shape, level: shape.level.table });
     let s = this.statements.get(key);
     if (!s) {
       s = this.db.prepare<Record<string, unknown>, AggRow>(aggregateSql(shape)).safeIntegers(true);
@@ -116,25 +166,34 @@ export class RollupAggregator {
   run(tenantId: string, a: RollupAggregation): WindowRollupRow[] {
     const starts = a.windowStarts;
     if (starts.length === 0) return [];
-    const shape: AggShape = { bySubject: a.bySubject, byBucket: starts.length > 1, withSubjects: a.subjects !== undefined, intSum: true, parts: partsOf(a.aggregation) };
-    const params = this.params(tenantId, a);
-    let rows: AggRow[];
-    try {
-      rows = this.statement(shape).all(params);
-    } catch (e) {
-      if (!/integer overflow/i.test((e as Error).message)) throw e;
-      rows = this.statement({ ...shape, intSum: false }).all(params);
+    const sources = planSources(a, Math.max(a.fromBucket, starts[0]));
+    const byBucket = starts.length > 1;
+    const shape = { bySubject: a.bySubject, byGroup: a.byGroup !== false, byBucket, withSubjects: a.subjects !== undefined, intSum: true, parts: partsOf(a.aggregation) };
+    if (sources.length === 1 && !byBucket) {
+      return this.rows({ ...shape, level: sources[0].level }, this.params(tenantId, a, sources[0]))
+        .map((r) => ({ window: 0, subject: r.subject, groupKey: r.group_key, partial: partialOf(r) }));
     }
-    if (!shape.byBucket) return rows.map((r) => ({ window: 0, subject: r.subject, groupKey: r.group_key, partial: partialOf(r) }));
+    // Several windows or several sources: rows are merged per window here.
     const merged = new Map<string, WindowRollupRow>();
-    for (const r of rows) {
-      const window = lastAtOrBefore(starts, Number(r.bucket));
-      const key = `${window}\u0000${r.subject}\u0000${r.group_key}`;
-      const m = merged.get(key);
-      if (m) mergeInto(m.partial, partialOf(r));
-      else merged.set(key, { window, subject: r.subject, groupKey: r.group_key, partial: partialOf(r) });
+    for (const source of sources) {
+      for (const r of this.rows({ ...shape, level: source.level }, this.params(tenantId, a, source))) {
+        const window = byBucket ? lastAtOrBefore(starts, Number(r.bucket)) : 0;
+        const key = `${window}\u0000${r.subject}\u0000${r.group_key}`;
+        const m = merged.get(key);
+        if (m) mergeInto(m.partial, partialOf(r));
+        else merged.set(key, { window, subject: r.subject, groupKey: r.group_key, partial: partialOf(r) });
+      }
     }
     return [...merged.values()];
+  }
+
+  private rows(shape: AggShape, params: Record<string, unknown>): AggRow[] {
+    try {
+      return this.statement(shape).all(params);
+    } catch (e) {
+      if (!/integer overflow/i.test((e as Error).message)) throw e;
+      return this.statement({ ...shape, intSum: false }).all(params);
+    }
   }
 }
 

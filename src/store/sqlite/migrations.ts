@@ -1,5 +1,23 @@
 import type { Migration } from '../migrations.js';
 
+const DAY_MS = 86_400_000;
+// Amount columns without a declared type keep what they are given: small integers stay INTEGER, so
+// the rollup upsert adds them natively; other amounts are exact decimal text.
+const AMOUNT_COLUMNS = 'count INTEGER NOT NULL, sum NOT NULL, min, max, latest_time INTEGER NOT NULL, latest_seq INTEGER NOT NULL, latest_value';
+const HOUR_COLUMNS = `tenant_id TEXT NOT NULL, meter_id TEXT NOT NULL, subject TEXT NOT NULL, bucket INTEGER NOT NULL, group_key TEXT NOT NULL, ${AMOUNT_COLUMNS}`;
+/** Canonical decimal text of a small integer as an INTEGER (what sqlValue does on writes). */
+const asAmount = (col: string) =>
+  `CASE WHEN typeof(${col}) = 'text' AND CAST(CAST(${col} AS INTEGER) AS TEXT) = ${col} AND abs(CAST(${col} AS INTEGER)) < 1000000000000000 THEN CAST(${col} AS INTEGER) ELSE ${col} END`;
+/**
+ * Fills a coarser level from the hourly rollups. The latest value is taken from the row holding the
+ * greatest (time, seq): with exactly one built-in max() in the query, SQLite reads bare columns from that row.
+ */
+const derive = (table: string, key1: string, key2: string) => `
+      INSERT INTO ${table} SELECT tenant_id, meter_id, k1, k2, count, ${asAmount('sum')}, ${asAmount('min')}, ${asAmount('max')}, latest_time, latest_seq, latest_value FROM (
+        SELECT tenant_id, meter_id, ${key1} AS k1, ${key2} AS k2, SUM(count) AS count, dec_sum(sum) AS sum, dec_min_agg(min) AS min, dec_max_agg(max) AS max,
+          max(printf('%016d%020d', latest_time, latest_seq)) AS latest_key, latest_time, latest_seq, latest_value
+        FROM rollups GROUP BY tenant_id, meter_id, k1, k2);`;
+
 export const sqliteMigrations: Migration[] = [
   {
     version: 1,
@@ -110,5 +128,35 @@ export const sqliteMigrations: Migration[] = [
     // cover short time ranges, so (tenant, time) serves them and the listing alike.
     up: 'DROP INDEX events_type_time;',
     down: 'CREATE INDEX events_type_time ON events(tenant_id, type, time);',
+  },
+  {
+    version: 3,
+    name: 'exact integers in rollups, day and total levels',
+    up: `
+      CREATE TABLE rollups_v3 (${HOUR_COLUMNS}, PRIMARY KEY (tenant_id, meter_id, subject, bucket, group_key)) WITHOUT ROWID;
+      INSERT INTO rollups_v3 SELECT tenant_id, meter_id, subject, bucket, group_key, count, ${asAmount('sum')}, ${asAmount('min')}, ${asAmount('max')},
+        latest_time, latest_seq, ${asAmount('latest_value')} FROM rollups;
+      DROP TABLE rollups;
+      ALTER TABLE rollups_v3 RENAME TO rollups;
+      CREATE INDEX rollups_bucket ON rollups(tenant_id, meter_id, bucket);
+      CREATE TABLE rollups_subject_day (tenant_id TEXT NOT NULL, meter_id TEXT NOT NULL, subject TEXT NOT NULL, bucket INTEGER NOT NULL, ${AMOUNT_COLUMNS},
+        PRIMARY KEY (tenant_id, meter_id, subject, bucket)) WITHOUT ROWID;
+      CREATE TABLE rollups_total (tenant_id TEXT NOT NULL, meter_id TEXT NOT NULL, bucket INTEGER NOT NULL, group_key TEXT NOT NULL, ${AMOUNT_COLUMNS},
+        PRIMARY KEY (tenant_id, meter_id, bucket, group_key)) WITHOUT ROWID;
+      ${derive('rollups_subject_day', 'subject', `(bucket / ${DAY_MS}) * ${DAY_MS}`)}
+      ${derive('rollups_total', 'bucket', 'group_key')}
+    `,
+    down: `
+      DROP TABLE rollups_total;
+      DROP TABLE rollups_subject_day;
+      CREATE TABLE rollups_v2 (
+        tenant_id TEXT NOT NULL, meter_id TEXT NOT NULL, subject TEXT NOT NULL, bucket INTEGER NOT NULL, group_key TEXT NOT NULL,
+        count INTEGER NOT NULL, sum TEXT NOT NULL, min TEXT, max TEXT, latest_time INTEGER NOT NULL, latest_seq INTEGER NOT NULL, latest_value TEXT,
+        PRIMARY KEY (tenant_id, meter_id, subject, bucket, group_key)) WITHOUT ROWID;
+      INSERT INTO rollups_v2 SELECT * FROM rollups;
+      DROP TABLE rollups;
+      ALTER TABLE rollups_v2 RENAME TO rollups;
+      CREATE INDEX rollups_bucket ON rollups(tenant_id, meter_id, bucket);
+    `,
   },
 ];

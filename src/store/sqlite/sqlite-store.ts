@@ -11,14 +11,12 @@ import type { Meter } from '../../modules/meters/meters.types.js';
 import type { Customer } from '../../modules/customers/customers.types.js';
 import type { AppendStatus, EventCursor, EventFilter, StoredEvent } from '../../modules/events/events.types.js';
 import type { RollupDelta, RollupRow, UniqueRow } from '../../modules/usage/usage.types.js';
-import { combineDeltas, mergeInto } from '../../modules/usage/partial.js';
 import { sqliteMigrations } from './migrations.js';
 import {
   apiKeyFromRow,
   customerFromRow,
   meterFromRow,
   partialFromRow,
-  partialToColumns,
   type ApiKeyRow,
   type CustomerRow,
   type MeterRow,
@@ -26,7 +24,8 @@ import {
 } from '../rows.js';
 import { GroupCommit } from '../group-commit.js';
 import { openDatabase } from './open.js';
-import { AppendWriter, ROLLUP_UPSERT, UNIQUE_INSERT, sqlValue, toWire, type WireJob, type WireResult } from './append-writer.js';
+import { AppendWriter, toWire, wireDelta, type WireJob, type WireResult } from './append-writer.js';
+import { ROLLUP_TABLES, RollupWriter } from './rollup-writer.js';
 import { WriterClient } from './writer-client.js';
 import { RollupAggregator } from './aggregate.js';
 
@@ -87,7 +86,8 @@ export class SqliteStore implements Store {
       this.appendWriter =
         this.opts.path === ':memory:' || this.opts.writerThread === false
           ? new AppendWriter(this.db)
-          : (this.writerThread = new WriterClient(this.opts.path, this.opts.cacheMiB ?? 64));
+          // The writer's cache holds the pages appends touch (index and rollup leaves of recent hours): half the readers'.
+          : (this.writerThread = new WriterClient(this.opts.path, Math.ceil((this.opts.cacheMiB ?? 64) / 2)));
     }
     return this.appendWriter;
   }
@@ -101,8 +101,7 @@ export class SqliteStore implements Store {
     const db = this.db;
     return {
       metersVersion: db.prepare<[string], { meters_version: number }>('SELECT meters_version FROM tenants WHERE id = ?'),
-      putRollup: db.prepare(ROLLUP_UPSERT),
-      putUnique: db.prepare(UNIQUE_INSERT),
+      rollups: new RollupWriter(db),
     };
   }
 
@@ -257,8 +256,7 @@ export class SqliteStore implements Store {
       .transaction(() => {
         const m = this.db.prepare<[string, string], { id: string }>('SELECT id FROM meters WHERE tenant_id = ? AND slug = ?').get(tenantId, slug);
         if (!m) return false;
-        this.db.prepare('DELETE FROM rollups WHERE tenant_id = ? AND meter_id = ?').run(tenantId, m.id);
-        this.db.prepare('DELETE FROM rollup_uniques WHERE tenant_id = ? AND meter_id = ?').run(tenantId, m.id);
+        this.deleteRollups(tenantId, m.id);
         this.db.prepare('DELETE FROM meters WHERE id = ?').run(m.id);
         this.db.prepare('UPDATE tenants SET meters_version = meters_version + 1 WHERE id = ?').run(tenantId);
         return true;
@@ -360,14 +358,13 @@ export class SqliteStore implements Store {
   }
 
   private applyDeltas(tenantId: string, deltas: RollupDelta[]) {
-    if (deltas.length === 0) return;
-    const s = this.s;
-    const { rollups, uniques } = combineDeltas(deltas);
-    for (const d of rollups) {
-      const c = partialToColumns(d.partial);
-      s.putRollup.run(tenantId, d.meterId, d.subject, d.bucket, d.groupKey, c.count, sqlValue(c.sum), sqlValue(c.min), sqlValue(c.max), c.latest_time, c.latest_seq, sqlValue(c.latest_value));
+    const w = this.s.rollups;
+    try {
+      for (const d of deltas) w.add(tenantId, wireDelta(d), d.partial.latestSeq);
+      w.flush();
+    } finally {
+      w.clear();
     }
-    for (const d of uniques) s.putUnique.run(tenantId, d.meterId, d.subject, d.bucket, d.groupKey, d.unique!);
   }
 
   async listEvents(tenantId: string, f: EventFilter, cursor: EventCursor | undefined, limit: number): Promise<StoredEvent[]> {
@@ -445,13 +442,16 @@ export class SqliteStore implements Store {
     return run;
   }
 
+  private deleteRollups(tenantId: string, meterId: string) {
+    for (const table of [...ROLLUP_TABLES, 'rollup_uniques']) this.db.prepare(`DELETE FROM ${table} WHERE tenant_id = ? AND meter_id = ?`).run(tenantId, meterId);
+  }
+
   async rebuildRollups(tenantId: string, meterId: string, backfill: DeltaFn): Promise<void> {
     const m = this.db.prepare<[string, string], { event_type: string }>('SELECT event_type FROM meters WHERE tenant_id = ? AND id = ?').get(tenantId, meterId);
     if (!m) return;
     this.db
       .transaction(() => {
-        this.db.prepare('DELETE FROM rollups WHERE tenant_id = ? AND meter_id = ?').run(tenantId, meterId);
-        this.db.prepare('DELETE FROM rollup_uniques WHERE tenant_id = ? AND meter_id = ?').run(tenantId, meterId);
+        this.deleteRollups(tenantId, meterId);
         this.backfillSync(tenantId, m.event_type, backfill);
       })
       .immediate();
