@@ -1,7 +1,6 @@
 // Builds the HTTP server: parsers, security headers, OpenAPI, the error mapping, every route.
 import Fastify, { type FastifyInstance } from 'fastify';
 import { randomUUID } from 'node:crypto';
-import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Services } from '../main.js';
@@ -19,6 +18,8 @@ import { apiKeyRoutes } from '../modules/api-keys/api-keys.routes.js';
 import { healthRoutes } from './health.js';
 import { validatorCompiler } from './validation.js';
 import { registerProtection } from './protection.js';
+import { registerSecurityHeaders } from './security-headers.js';
+import { lazyChild } from './lazy-logger.js';
 import { compatErrorWriter, compatPlugins } from '../compat/index.js';
 import { validationError } from '../core/errors.js';
 
@@ -34,6 +35,8 @@ const JSON_TYPES = ['application/json', 'application/cloudevents+json', 'applica
 export async function buildHttp(s: Services, opts: HttpOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     logger: opts.logger ?? false,
+    // Request loggers are made on their first line (most requests write none).
+    ...(opts.logger ? { childLoggerFactory: lazyChild } : {}),
     bodyLimit: s.config.MAX_BODY_BYTES,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
@@ -65,14 +68,12 @@ export async function buildHttp(s: Services, opts: HttpOptions = {}): Promise<Fa
 
   for (const schema of [ProblemSchema, MeterSchema, CustomerSchema, CloudEventSchema, ReceiptSchema, UsageResultSchema]) app.addSchema(schema);
 
-  await app.register(helmet, {
-    // The docs page needs its own scripts and styles; every API answer is JSON.
-    contentSecurityPolicy: { directives: { defaultSrc: ["'self'"], scriptSrc: ["'self'"], styleSrc: ["'self'", "'unsafe-inline'"], imgSrc: ["'self'", 'data:'] } },
-    hsts: false,
-  });
-  app.addHook('onSend', async (req, reply) => {
+  registerSecurityHeaders(app);
+  // A callback hook, not an async one: no promise per response.
+  app.addHook('onSend', (req, reply, payload, done) => {
     reply.header('x-request-id', req.id);
     if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+    done(null, payload);
   });
 
   await app.register(swagger, {

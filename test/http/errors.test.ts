@@ -126,6 +126,9 @@ for (const engine of engines()) {
       assert.equal(ready.body.engine, engine.name);
       const r = await call(t.url, 'GET', '/healthz');
       assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
+      assert.equal(r.headers.get('x-frame-options'), 'SAMEORIGIN');
+      assert.equal(r.headers.get('content-security-policy'), "default-src 'self';base-uri 'self';font-src 'self' https: data:;form-action 'self';frame-ancestors 'self';img-src 'self' data:;object-src 'none';script-src 'self';script-src-attr 'none';style-src 'self' 'unsafe-inline';upgrade-insecure-requests");
+      assert.equal(r.headers.get('strict-transport-security'), null, 'TLS ends in front of meterd');
     });
   });
 }
