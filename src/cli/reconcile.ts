@@ -18,14 +18,18 @@ export interface Difference {
   groupKey: string;
   /** UTC hour of the bucket, RFC 3339. */
   bucket: string;
-  /** What differs: the rollup row as a whole, or one distinct value of a UNIQUE_COUNT meter. */
-  kind: 'rollup' | 'unique';
+  /**
+   * What differs: an hourly rollup row as a whole, a row of a coarser level the engine keeps
+   * (SQLite: per subject and day, per hour over all subjects), or one distinct value of a UNIQUE_COUNT meter.
+   */
+  kind: 'rollup' | 'rollup subject-day' | 'rollup total-hour' | 'unique';
   /** Recomputed from events, and as stored; null where one side has nothing. */
   expected: string | null;
   actual: string | null;
 }
 
 const PAGE = 10_000;
+const DAY_MS = 86_400_000;
 
 const dec = (d: Decimal | null) => (d === null ? 'null' : formatDecimal(d));
 const describePartial = (p: Partial) =>
@@ -77,6 +81,26 @@ export async function reconcileMeter(services: Services, tenantId: string, meter
     else if (describePartial(got) !== want) diff('rollup', k, want, describePartial(got));
   }
   for (const [k, p] of stored) if (!expected.has(k)) diff('rollup', k, null, describePartial(p));
+
+  if (store.readRollupLevels) {
+    // The coarser levels must equal the recomputed hours merged the same way.
+    const levelKey = (level: string, k: string) => `${level}\u0001${k}`;
+    const want = new Map<string, Partial>();
+    const add = (k: string, p: Partial) => mergeInto(want.get(k) ?? want.set(k, emptyPartial()).get(k)!, p);
+    for (const [k, p] of expected) {
+      const { subject, groupKey, bucket } = unkey(k);
+      add(levelKey('subject-day', key(subject, '', Math.floor(bucket / DAY_MS) * DAY_MS)), p);
+      add(levelKey('total-hour', key('', groupKey, bucket)), p);
+    }
+    const got = new Map<string, Partial>();
+    for (const r of await store.readRollupLevels(tenantId, meter.id)) got.set(levelKey(r.level, key(r.subject, r.groupKey, r.bucket)), r.partial);
+    const levelDiff = (lk: string, exp: Partial | undefined, act: Partial | undefined) => {
+      const [level, k] = lk.split('\u0001');
+      diff(`rollup ${level}` as Difference['kind'], k, exp ? describePartial(exp) : null, act ? describePartial(act) : null);
+    };
+    for (const [lk, p] of want) if (describePartial(p) !== (got.has(lk) ? describePartial(got.get(lk)!) : null)) levelDiff(lk, p, got.get(lk));
+    for (const [lk, p] of got) if (!want.has(lk)) levelDiff(lk, undefined, p);
+  }
 
   if (meter.aggregation === 'UNIQUE_COUNT') {
     const storedUniques = new Set<string>();

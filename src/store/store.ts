@@ -68,6 +68,10 @@ export function partsOf(aggregation: Aggregation | undefined) {
 }
 export type Parts = ReturnType<typeof partsOf>;
 
+export interface LevelRollupRow extends RollupRow {
+  level: 'subject-day' | 'total-hour';
+}
+
 /** One merged partial per (window index, subject or '', group key). */
 export interface WindowRollupRow {
   window: number;
@@ -143,6 +147,12 @@ export interface Store {
 
   // rollups
   readRollups(tenantId: string, scan: RollupScan): Promise<RollupRow[]>;
+  /**
+   * Every row of the coarser rollup levels an engine keeps beside the hourly one (SQLite: per subject
+   * and UTC day with groups merged, key ''; per hour and group with subjects merged, subject ''), so
+   * reconcile can check them against the events too. Engines without such levels leave it out.
+   */
+  readRollupLevels?(tenantId: string, meterId: string): Promise<LevelRollupRow[]>;
   readUniques(tenantId: string, scan: RollupScan): Promise<UniqueRow[]>;
   /** The rollups readRollups returns, merged exactly per window (and subject, if asked) and group key. */
   aggregateRollups(tenantId: string, agg: RollupAggregation): Promise<WindowRollupRow[]>;

@@ -372,18 +372,22 @@ describe('reconcile', () => {
     db.prepare(`UPDATE rollups SET sum = '12345' WHERE tenant_id = ? AND meter_id = ? AND subject = ? AND bucket = ? AND group_key = ?`).run(t, meterId, row.subject, row.bucket, row.group_key);
     const u = db.prepare('SELECT meter_id, subject, bucket, group_key, value FROM rollup_uniques WHERE tenant_id = ? LIMIT 1').get(t) as Record<string, string | number>;
     db.prepare('DELETE FROM rollup_uniques WHERE tenant_id = ? AND meter_id = ? AND subject = ? AND bucket = ? AND group_key = ? AND value = ?').run(t, u.meter_id, u.subject, u.bucket, u.group_key, u.value);
+    // The day level is checked too (on its own: the hourly rows under it are intact).
+    const day = Math.floor(row.bucket / 86_400_000) * 86_400_000;
+    const changed = db.prepare('UPDATE rollups_subject_day SET count = count + 1 WHERE tenant_id = ? AND meter_id = ? AND subject = ? AND bucket = ?').run(t, meterId, row.subject, day);
+    assert.equal(changed.changes, 1);
     db.close();
 
     const damaged = meterd('reconcile', '--tenant', t, '--format', 'json');
     assert.equal(damaged.code, 1);
     const diffs = JSON.parse(damaged.stdout) as Array<{ meter: string; kind: string; actual: string | null }>;
-    assert.deepEqual(diffs.map((d) => [d.meter, d.kind]).sort(), [['tokens', 'rollup'], ['users', 'unique']]);
-    assert.match(diffs.find((d) => d.meter === 'tokens')!.actual!, /sum=12345/);
+    assert.deepEqual(diffs.map((d) => [d.meter, d.kind]).sort(), [['tokens', 'rollup'], ['tokens', 'rollup subject-day'], ['users', 'unique']]);
+    assert.match(diffs.find((d) => d.meter === 'tokens' && d.kind === 'rollup')!.actual!, /sum=12345/);
     assert.equal(meterd('reconcile', '--tenant', t, '--meter', 'users').code, 1);
 
     const fixed = meterd('reconcile', '--tenant', t, '--fix');
     assert.equal(fixed.code, 0, fixed.stderr);
-    assert.match(fixed.stderr, /2 difference\(s\); rebuilt, 0 remain/);
+    assert.match(fixed.stderr, /3 difference\(s\); rebuilt, 0 remain/);
     assert.equal(meterd('reconcile', '--tenant', t).code, 0);
   });
 

@@ -3,7 +3,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { AppendItem, DeltaFn, EventScan, RollupAggregation, RollupScan, Store, WindowRollupRow, WindowUniqueRow } from '../store.js';
+import type { AppendItem, DeltaFn, EventScan, LevelRollupRow, RollupAggregation, RollupScan, Store, WindowRollupRow, WindowUniqueRow } from '../store.js';
 import { StaleMetersError } from '../store.js';
 import type { Tenant } from '../../modules/tenants/tenants.types.js';
 import type { ApiKeyRecord } from '../../modules/api-keys/api-keys.types.js';
@@ -408,6 +408,20 @@ export class SqliteStore implements Store {
       .prepare<unknown[], PartialColumns & { subject: string; bucket: number; group_key: string }>(sql)
       .all(...params)
       .map((r) => ({ subject: r.subject, bucket: r.bucket, groupKey: r.group_key, partial: partialFromRow(r) }));
+  }
+
+  async readRollupLevels(tenantId: string, meterId: string): Promise<LevelRollupRow[]> {
+    const amounts = 'count, sum, min, max, latest_time, latest_seq, latest_value';
+    type Row = PartialColumns & { subject: string; bucket: number; group_key: string };
+    const read = (level: LevelRollupRow['level'], sql: string) =>
+      this.db
+        .prepare<[string, string], Row>(sql)
+        .all(tenantId, meterId)
+        .map((r) => ({ level, subject: r.subject, bucket: r.bucket, groupKey: r.group_key, partial: partialFromRow(r) }));
+    return [
+      ...read('subject-day', `SELECT subject, bucket, '' AS group_key, ${amounts} FROM rollups_subject_day WHERE tenant_id = ? AND meter_id = ?`),
+      ...read('total-hour', `SELECT '' AS subject, bucket, group_key, ${amounts} FROM rollups_total WHERE tenant_id = ? AND meter_id = ?`),
+    ];
   }
 
   async aggregateRollups(tenantId: string, agg: RollupAggregation): Promise<WindowRollupRow[]> {
