@@ -5,6 +5,7 @@ import { compileJsonPath, type Accessor } from '../../core/jsonpath.js';
 import { floorHour } from '../../core/time.js';
 import { partialOf } from '../usage/partial.js';
 import type { RollupDelta } from '../usage/usage.types.js';
+import { Grouping, MAX_DIMENSION_VALUE, dimensionText } from './group-key.js';
 import type { Meter } from './meters.types.js';
 
 export interface EventLike {
@@ -16,82 +17,100 @@ export interface EventLike {
 
 export type Evaluation = { ok: true; delta: RollupDelta } | { ok: false; reason: string };
 
+/** A contribution, or why the event contributes nothing (a text, so success allocates no wrapper). */
+type Contribution = RollupDelta | string;
+
 export interface CompiledMeter {
   meter: Meter;
   dimensions: string[];
+  grouping: Grouping;
   evaluate(event: EventLike, seq: number): Evaluation;
+  /** What evaluate() computes, given the event's key under `grouping` (undefined: a dimension value is not allowed). */
+  contribution(event: EventLike, seq: number, groupKey: string | undefined): Contribution;
 }
 
-const MAX_DIMENSION_VALUE = 256;
-
-/** Canonical text of a dimension or unique value: strings as they are, scalars by JSON, objects refused. */
-export function dimensionText(v: unknown): string | null | undefined {
-  if (v === undefined || v === null) return null;
-  if (typeof v === 'string') return v.length <= MAX_DIMENSION_VALUE ? v : undefined;
-  if (typeof v === 'number' || typeof v === 'boolean') return JSON.stringify(v);
-  return undefined;
-}
-
-export function compileMeter(meter: Meter): CompiledMeter {
+/** `groupings` lets meters with the same groupBy share one (and its remembered keys). */
+export function compileMeter(meter: Meter, groupings?: Map<string, Grouping>): CompiledMeter {
   const value: Accessor | null = meter.valueProperty ? compileJsonPath(meter.valueProperty) : null;
-  const dimensions = Object.keys(meter.groupBy).sort();
-  const dimAccessors = dimensions.map((d) => compileJsonPath(meter.groupBy[d]));
+  const signature = Grouping.signature(meter.groupBy);
+  let grouping = groupings?.get(signature);
+  if (!grouping) {
+    grouping = new Grouping(meter.groupBy);
+    groupings?.set(signature, grouping);
+  }
+  const g = grouping;
+  const meterId = meter.id;
+
+  function contribution(event: EventLike, seq: number, groupKey: string | undefined): Contribution {
+    if (groupKey === undefined) {
+      return `dimension ${g.badDimension(event.data)} must be a string, number or boolean of at most ${MAX_DIMENSION_VALUE} characters`;
+    }
+    const subject = event.subject ?? '';
+    const bucket = floorHour(event.time);
+    if (meter.aggregation === 'COUNT') {
+      return { meterId, subject, groupKey, bucket, partial: partialOf(null, event.time, seq) };
+    }
+    const raw = value!(event.data);
+    if (raw === undefined || raw === null) return `value property ${meter.valueProperty} is missing`;
+    if (meter.aggregation === 'UNIQUE_COUNT') {
+      const u = dimensionText(raw);
+      if (u === undefined || u === null) return `value property ${meter.valueProperty} must be a string, number or boolean`;
+      return { meterId, subject, groupKey, bucket, partial: partialOf(null, event.time, seq), unique: u };
+    }
+    const amount = parseAmount(raw);
+    if (!amount.ok) return `value property ${meter.valueProperty}: ${amount.error}`;
+    return { meterId, subject, groupKey, bucket, partial: partialOf(amount.value, event.time, seq) };
+  }
 
   return {
     meter,
-    dimensions,
+    dimensions: g.dimensions,
+    grouping: g,
+    contribution,
     evaluate(event, seq) {
-      const dims: Record<string, string | null> = {};
-      for (let i = 0; i < dimensions.length; i++) {
-        const t = dimensionText(dimAccessors[i](event.data));
-        if (t === undefined) return { ok: false, reason: `dimension ${dimensions[i]} must be a string, number or boolean of at most ${MAX_DIMENSION_VALUE} characters` };
-        dims[dimensions[i]] = t;
-      }
-      const base = {
-        meterId: meter.id,
-        subject: event.subject ?? '',
-        groupKey: JSON.stringify(dims),
-        bucket: floorHour(event.time),
-      };
-      if (meter.aggregation === 'COUNT') {
-        return { ok: true, delta: { ...base, partial: partialOf(null, event.time, seq) } };
-      }
-      const raw = value!(event.data);
-      if (raw === undefined || raw === null) return { ok: false, reason: `value property ${meter.valueProperty} is missing` };
-      if (meter.aggregation === 'UNIQUE_COUNT') {
-        const u = dimensionText(raw);
-        if (u === undefined || u === null) return { ok: false, reason: `value property ${meter.valueProperty} must be a string, number or boolean` };
-        return { ok: true, delta: { ...base, partial: partialOf(null, event.time, seq), unique: u } };
-      }
-      const amount = parseAmount(raw);
-      if (!amount.ok) return { ok: false, reason: `value property ${meter.valueProperty}: ${amount.error}` };
-      return { ok: true, delta: { ...base, partial: partialOf(amount.value, event.time, seq) } };
+      const c = contribution(event, seq, g.keyOf(event.data));
+      return typeof c === 'string' ? { ok: false, reason: c } : { ok: true, delta: c };
     },
   };
 }
 
+/** The meters of one event type, and the distinct groupings they use (each meter points at its own). */
+interface TypeMeters {
+  meters: CompiledMeter[];
+  groupingOf: number[];
+  groupings: Grouping[];
+  /** Scratch for one event's keys, one per grouping (deltasFor is synchronous). */
+  keys: Array<string | undefined>;
+}
+
 /** Compiled meters of one tenant, by event type, at one meters version. */
 export class MeterSet {
-  private readonly byType = new Map<string, CompiledMeter[]>();
+  private readonly byType = new Map<string, TypeMeters>();
   constructor(
     readonly version: number,
     meters: Meter[],
   ) {
+    const groupings = new Map<string, Grouping>();
     for (const m of meters) {
-      const list = this.byType.get(m.eventType) ?? [];
-      list.push(compileMeter(m));
-      this.byType.set(m.eventType, list);
+      let t = this.byType.get(m.eventType);
+      if (!t) this.byType.set(m.eventType, (t = { meters: [], groupingOf: [], groupings: [], keys: [] }));
+      const c = compileMeter(m, groupings);
+      let gi = t.groupings.indexOf(c.grouping);
+      if (gi < 0) gi = t.groupings.push(c.grouping) - 1;
+      t.meters.push(c);
+      t.groupingOf.push(gi);
     }
   }
 
   deltasFor(event: EventLike): RollupDelta[] {
     if (event.type === null) return [];
-    const meters = this.byType.get(event.type);
-    if (!meters) return [];
+    const t = this.byType.get(event.type);
+    if (!t) return [];
+    for (let i = 0; i < t.groupings.length; i++) t.keys[i] = t.groupings[i].keyOf(event.data);
     const out: RollupDelta[] = [];
-    for (const m of meters) {
-      const r = m.evaluate(event, 0);
-      if (r.ok) out.push(r.delta);
+    for (let i = 0; i < t.meters.length; i++) {
+      const c = t.meters[i].contribution(event, 0, t.keys[t.groupingOf[i]]);
+      if (typeof c !== 'string') out.push(c);
     }
     return out;
   }
