@@ -22,7 +22,8 @@ export interface SeedResult { events: number; seconds: number; eventsPerSec: num
 
 /**
  * Appends `total` events spread over [from, to) in batches, `concurrency` batches in flight.
- * Bounded: exactly ceil(total / batch) appends.
+ * Bounded: exactly ceil(total / batch) appends. Batch k holds times from the k-th slice of the
+ * range, as a chronological import would send them (times within a batch are random).
  */
 export async function seedEvents(
   s: Services,
@@ -38,11 +39,13 @@ export async function seedEvents(
   const worker = async () => {
     while (next < total) {
       const n = Math.min(opts.batch, total - next);
+      const span = (range.to - range.from) / total;
+      const slice = { from: Math.floor(range.from + next * span), to: Math.floor(range.from + (next + n) * span) + 1 };
       next += n;
       const now = Date.now();
       const batch: NewEvent[] = new Array(n);
       for (let i = 0; i < n; i++) {
-        const v = validateEvent(seedEvent(range.from, range.to), limits, now);
+        const v = validateEvent(seedEvent(slice.from, Math.min(slice.to, range.to)), limits, now);
         if (!v.ok) throw new Error(`seed event rejected: ${v.error}`);
         batch[i] = v.event;
       }

@@ -65,22 +65,60 @@ export function sqlValue(v: string | null): string | number | null {
   return v !== null && SMALL_INT.test(v) ? Number(v) : v;
 }
 
-interface Acc {
-  tenant: string;
-  d: WireDelta;
-  seq: number;
+/** One row of a level being accumulated; a class, so every row has the same shape. */
+class Row {
+  constructor(
+    readonly tenant: string,
+    readonly meter: string,
+    readonly subject: string,
+    readonly group: string,
+    readonly bucket: number,
+    public count: number,
+    public sum: string,
+    public min: string | null,
+    public max: string | null,
+    public lt: number,
+    public lv: string | null,
+    public seq: number,
+  ) {}
+
+  static of(tenant: string, d: WireDelta, seq: number): Row {
+    return new Row(tenant, d.m, d.s, d.g, d.b, d.count, d.sum, d.min, d.max, d.lt, d.lv, seq);
+  }
+
+  /** The same amounts under another key (a coarser level's row). */
+  rekeyed(subject: string, group: string, bucket: number): Row {
+    return new Row(this.tenant, this.meter, subject, group, bucket, this.count, this.sum, this.min, this.max, this.lt, this.lv, this.seq);
+  }
+
+  merge(o: { count: number; sum: string; min: string | null; max: string | null; lt: number; lv: string | null }, seq: number): void {
+    this.count += o.count;
+    this.sum = decAdd(this.sum, o.sum);
+    this.min = this.min === null ? o.min : o.min === null ? this.min : decMin(this.min, o.min);
+    this.max = this.max === null ? o.max : o.max === null ? this.max : decMax(this.max, o.max);
+    if (o.lt > this.lt || (o.lt === this.lt && seq > this.seq)) {
+      this.lt = o.lt;
+      this.lv = o.lv;
+      this.seq = seq;
+    }
+  }
+
+  amounts(): Array<number | string | null> {
+    return [this.count, sqlValue(this.sum), sqlValue(this.min), sqlValue(this.max), this.lt, this.seq, sqlValue(this.lv)];
+  }
 }
 
 const NUL = '\u0000';
 
-/** Collects a transaction's contributions, merged per row of each level, and writes each row once. */
+/**
+ * Collects a transaction's contributions merged per hourly row, and writes each row of each level
+ * once. The coarser levels are merged from the hourly rows at flush, not from every contribution.
+ */
 export class RollupWriter {
   private readonly put;
   private readonly putUnique;
-  private hours = new Map<string, Acc>();
-  private days = new Map<string, Acc>();
-  private totals = new Map<string, Acc>();
-  private uniques = new Map<string, Acc>();
+  private hours = new Map<string, Row>();
+  private uniques = new Map<string, { tenant: string; d: WireDelta }>();
 
   constructor(db: Database.Database) {
     this.put = {
@@ -92,51 +130,40 @@ export class RollupWriter {
   }
 
   add(tenant: string, d: WireDelta, seq: number): void {
-    const prefix = `${tenant}${NUL}${d.m}${NUL}`;
-    const hourKey = `${prefix}${d.s}${NUL}${d.b}${NUL}${d.g}`;
+    const key = tenant + NUL + d.m + NUL + d.s + NUL + d.g + NUL + d.b;
     if (d.u !== undefined) {
-      const k = `${hourKey}${NUL}${d.u}`;
-      if (!this.uniques.has(k)) this.uniques.set(k, { tenant, d, seq });
+      const k = key + NUL + d.u;
+      if (!this.uniques.has(k)) this.uniques.set(k, { tenant, d });
     }
-    const day = dayOf(d.b);
-    accumulate(this.hours, hourKey, tenant, d, seq, d.b);
-    accumulate(this.days, `${prefix}${d.s}${NUL}${day}`, tenant, d, seq, day);
-    accumulate(this.totals, `${prefix}${d.b}${NUL}${d.g}`, tenant, d, seq, d.b);
+    const row = this.hours.get(key);
+    if (row) row.merge(d, seq);
+    else this.hours.set(key, Row.of(tenant, d, seq));
   }
 
   /** Writes everything added since the last flush (inside the caller's transaction). */
   flush(): void {
-    const amounts = ({ d, seq }: Acc) => [d.count, sqlValue(d.sum), sqlValue(d.min), sqlValue(d.max), d.lt, seq, sqlValue(d.lv)];
-    for (const a of this.hours.values()) this.put.hour.run(a.tenant, a.d.m, a.d.s, a.d.b, a.d.g, ...amounts(a));
-    for (const a of this.days.values()) this.put.day.run(a.tenant, a.d.m, a.d.s, a.d.b, ...amounts(a));
-    for (const a of this.totals.values()) this.put.total.run(a.tenant, a.d.m, a.d.b, a.d.g, ...amounts(a));
+    const days = new Map<string, Row>();
+    const totals = new Map<string, Row>();
+    const into = (map: Map<string, Row>, key: string, row: Row, subject: string, group: string, bucket: number) => {
+      const r = map.get(key);
+      if (r) r.merge(row, row.seq);
+      else map.set(key, row.rekeyed(subject, group, bucket));
+    };
+    for (const r of this.hours.values()) {
+      this.put.hour.run(r.tenant, r.meter, r.subject, r.bucket, r.group, ...r.amounts());
+      const day = dayOf(r.bucket);
+      into(days, r.tenant + NUL + r.meter + NUL + r.subject + NUL + day, r, r.subject, '', day);
+      into(totals, r.tenant + NUL + r.meter + NUL + r.group + NUL + r.bucket, r, '', r.group, r.bucket);
+    }
+    for (const r of days.values()) this.put.day.run(r.tenant, r.meter, r.subject, r.bucket, ...r.amounts());
+    for (const r of totals.values()) this.put.total.run(r.tenant, r.meter, r.bucket, r.group, ...r.amounts());
     for (const { tenant, d } of this.uniques.values()) this.putUnique.run(tenant, d.m, d.s, d.b, d.g, d.u!);
     this.clear();
   }
 
   /** Forgets what was added (a rolled-back transaction). */
   clear(): void {
-    this.hours = new Map();
-    this.days = new Map();
-    this.totals = new Map();
-    this.uniques = new Map();
-  }
-}
-
-function accumulate(map: Map<string, Acc>, key: string, tenant: string, d: WireDelta, seq: number, bucket: number) {
-  const acc = map.get(key);
-  if (!acc) {
-    map.set(key, { tenant, d: { ...d, b: bucket, u: undefined }, seq });
-    return;
-  }
-  const a = acc.d;
-  a.count += d.count;
-  a.sum = decAdd(a.sum, d.sum);
-  a.min = a.min === null ? d.min : d.min === null ? a.min : decMin(a.min, d.min);
-  a.max = a.max === null ? d.max : d.max === null ? a.max : decMax(a.max, d.max);
-  if (d.lt > a.lt || (d.lt === a.lt && seq > acc.seq)) {
-    a.lt = d.lt;
-    a.lv = d.lv;
-    acc.seq = seq;
+    if (this.hours.size > 0) this.hours = new Map();
+    if (this.uniques.size > 0) this.uniques = new Map();
   }
 }
