@@ -42,6 +42,14 @@ export function parseInstant(text: unknown): number | undefined {
 
 export const formatInstant = (ms: number): string => new Date(ms).toISOString();
 
+/**
+ * Whether text that parseInstant accepted is already what formatInstant writes for it (UTC "Z",
+ * milliseconds, "T"), so it need not be written again. Years below 1000 are left out: parseInstant
+ * reads years 0-99 as 1900-1999, so their text is not the instant's.
+ */
+export const isFormattedInstant = (text: string): boolean =>
+  text.length === 24 && text[10] === 'T' && text[19] === '.' && text[23] === 'Z' && text[0] !== '0';
+
 export function isValidZone(zone: unknown): zone is string {
   return typeof zone === 'string' && zone.length <= 64 && IANAZone.isValidZone(zone);
 }

@@ -1,11 +1,9 @@
 // Validation of one CloudEvents 1.0 JSON event into a NewEvent, with a reason when it is refused.
-import { createHash } from 'node:crypto';
-import canonicalizeModule from 'canonicalize';
+import { hash } from 'node:crypto';
 import { describe } from '../../core/decimal.js';
-import { formatInstant, parseInstant } from '../../core/time.js';
+import { formatInstant, isFormattedInstant, parseInstant } from '../../core/time.js';
+import { canonicalJson } from './canonical-json.js';
 import type { NewEvent } from './events.types.js';
-
-const canonicalize = canonicalizeModule as unknown as (v: unknown) => string | undefined;
 
 export interface EventLimits {
   maxIdLength: number;
@@ -27,30 +25,40 @@ function badString(v: string): string | undefined {
   return undefined;
 }
 
-/** Walks data checking depth and strings; returns a problem or undefined. */
-function checkData(v: unknown, depth: number, maxDepth: number, path: string): string | undefined {
-  if (depth > maxDepth) return `${path} nests deeper than ${maxDepth} levels`;
+/**
+ * Walks data checking depth and strings; returns a problem or undefined. `path` holds the steps
+ * from /data down to `v`, turned into text only for a problem (most data has none).
+ */
+function checkData(v: unknown, depth: number, maxDepth: number, path: Array<string | number>): string | undefined {
+  if (depth > maxDepth) return `${at(path)} nests deeper than ${maxDepth} levels`;
   if (typeof v === 'string') {
     const bad = badString(v);
-    return bad && `${path} ${bad}`;
+    return bad && `${at(path)} ${bad}`;
   }
-  if (typeof v === 'number') return Number.isFinite(v) ? undefined : `${path} is not a finite number`;
+  if (typeof v === 'number') return Number.isFinite(v) ? undefined : `${at(path)} is not a finite number`;
   if (v === null || typeof v !== 'object') return undefined;
   if (Array.isArray(v)) {
     for (let i = 0; i < v.length; i++) {
-      const p = checkData(v[i], depth + 1, maxDepth, `${path}/${i}`);
+      path.push(i);
+      const p = checkData(v[i], depth + 1, maxDepth, path);
+      path.pop();
       if (p) return p;
     }
     return undefined;
   }
-  for (const [k, child] of Object.entries(v)) {
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) {
     const bk = badString(k);
-    if (bk) return `${path} has a key that ${bk}`;
-    const p = checkData(child, depth + 1, maxDepth, `${path}/${k}`);
+    if (bk) return `${at(path)} has a key that ${bk}`;
+    path.push(k);
+    const p = checkData(o[k], depth + 1, maxDepth, path);
+    path.pop();
     if (p) return p;
   }
   return undefined;
 }
+
+const at = (path: Array<string | number>) => ['/data', ...path].join('/');
 
 export function validateEvent(raw: unknown, limits: EventLimits, now: number): Validated {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
@@ -101,9 +109,9 @@ export function validateEvent(raw: unknown, limits: EventLimits, now: number): V
   const data = e.data ?? null;
   if (data !== null) {
     if (typeof data !== 'object' || Array.isArray(data)) return fail('data', `data must be a JSON object, got ${describe(data)}`);
-    const problem = checkData(data, 1, limits.maxDataDepth, '/data');
+    const problem = checkData(data, 1, limits.maxDataDepth, []);
     if (problem) return fail('data', problem);
-    dataJson = canonicalize(data) ?? null;
+    dataJson = canonicalJson(data) ?? null;
     if (dataJson !== null && Buffer.byteLength(dataJson) > limits.maxDataBytes) {
       return fail('data', `data is larger than ${limits.maxDataBytes} bytes`);
     }
@@ -113,9 +121,8 @@ export function validateEvent(raw: unknown, limits: EventLimits, now: number): V
   const subject = (e.subject as string | undefined) ?? null;
   // The identity of an event's content: a retry that resends it is a duplicate, anything else a conflict.
   // A defaulted time is left out, so resending an event without a time is still a duplicate.
-  const hash = createHash('sha256')
-    .update(JSON.stringify([type, subject, timeExplicit ? formatInstant(time) : null, dataJson]))
-    .digest('base64url');
+  const timeText = timeExplicit ? (isFormattedInstant(e.time as string) ? (e.time as string) : formatInstant(time)) : null;
+  const contentHash = hash('sha256', JSON.stringify([type, subject, timeText, dataJson]), 'base64url');
 
-  return { ok: true, event: { source: source!, id: id!, type, subject, time, timeExplicit, data, dataJson, hash } };
+  return { ok: true, event: { source: source!, id: id!, type, subject, time, timeExplicit, data, dataJson, hash: contentHash } };
 }
