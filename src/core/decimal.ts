@@ -16,7 +16,7 @@ export const ONE = new Decimal(1);
 /** Most fractional digits an event amount may carry (documented in the README). */
 export const MAX_FRACTION_DIGITS = 18;
 /** Largest magnitude of one event amount: 10^20 (exclusive). */
-const MAX_ABS = new Decimal('1e20');
+const MAX_ABS_EXPONENT = 20;
 /** A JSON number identifies one decimal unambiguously only up to 15 significant digits. */
 const MAX_JSON_NUMBER_DIGITS = 15;
 
@@ -51,7 +51,8 @@ export function parseAmount(raw: unknown): AmountResult {
   } else {
     return { ok: false, error: `expected a number or a decimal string, got ${describe(raw)}` };
   }
-  if (value.abs().gte(MAX_ABS)) return { ok: false, error: 'amount magnitude must be below 1e20' };
+  // e is the decimal exponent: |value| >= 1e20 exactly when e >= 20 (zero has e = 0); no abs() copy.
+  if (value.e >= MAX_ABS_EXPONENT) return { ok: false, error: 'amount magnitude must be below 1e20' };
   if (value.decimalPlaces() > MAX_FRACTION_DIGITS) {
     return { ok: false, error: `amount has more than ${MAX_FRACTION_DIGITS} fractional digits` };
   }
