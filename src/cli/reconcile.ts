@@ -6,6 +6,7 @@ import type { Services } from '../main.js';
 import { formatDecimal, type Decimal } from '../core/decimal.js';
 import { ceilHour, formatInstant, MAX_TIME_MS, MIN_TIME_MS } from '../core/time.js';
 import { compileMeter } from '../modules/meters/meter-eval.js';
+import { monthDayBit } from '../store/sqlite/rollup-writer.js';
 import type { Meter } from '../modules/meters/meters.types.js';
 import { emptyPartial, mergeInto } from '../modules/usage/partial.js';
 import type { Partial } from '../modules/usage/usage.types.js';
@@ -22,7 +23,7 @@ export interface Difference {
    * What differs: an hourly rollup row as a whole, a row of a coarser level the engine keeps
    * (SQLite: per subject and day, per hour over all subjects), or one distinct value of a UNIQUE_COUNT meter.
    */
-  kind: 'rollup' | 'rollup subject-day' | 'rollup total-hour' | 'unique';
+  kind: 'rollup' | 'rollup subject-day' | 'rollup total-hour' | 'unique' | 'unique days';
   /** Recomputed from events, and as stored; null where one side has nothing. */
   expected: string | null;
   actual: string | null;
@@ -108,6 +109,27 @@ export async function reconcileMeter(services: Services, tenantId: string, meter
     const split = (ku: string) => [ku.slice(0, ku.lastIndexOf('\u0000')), ku.slice(ku.lastIndexOf('\u0000') + 1)] as const;
     for (const ku of expectedUniques) if (!storedUniques.has(ku)) diff('unique', split(ku)[0], split(ku)[1], null);
     for (const ku of storedUniques) if (!expectedUniques.has(ku)) diff('unique', split(ku)[0], null, split(ku)[1]);
+
+    if (store.readUniqueDays) {
+      // Per (group, value, UTC month): the days of the month the value was seen on, as "1,2,31".
+      const dayKey = (groupKey: string, value: string, month: number) => `${groupKey}\u0000${value}\u0000${month}`;
+      const want = new Map<string, number>();
+      for (const ku of expectedUniques) {
+        const [k, value] = split(ku);
+        const { groupKey, bucket } = unkey(k);
+        const { month, bit } = monthDayBit(bucket);
+        const dk = dayKey(groupKey, value, month);
+        want.set(dk, (want.get(dk) ?? 0) | bit);
+      }
+      const got = new Map<string, number>();
+      for (const r of await store.readUniqueDays(tenantId, meter.id)) got.set(dayKey(r.groupKey, r.value, r.month), r.days);
+      const days = (bits: number | undefined) => (bits === undefined ? null : Array.from({ length: 31 }, (_, i) => i + 1).filter((d) => bits & (1 << (d - 1))).join(','));
+      for (const dk of new Set([...want.keys(), ...got.keys()])) {
+        if (want.get(dk) === got.get(dk)) continue;
+        const [groupKey, value, month] = dk.split('\u0000');
+        diffs.push({ meter: meter.slug, subject: '', groupKey, bucket: formatInstant(Number(month)), kind: 'unique days', expected: `${value}: ${days(want.get(dk))}`, actual: `${value}: ${days(got.get(dk))}` });
+      }
+    }
   }
   return diffs.sort((a, b) => a.bucket.localeCompare(b.bucket) || a.subject.localeCompare(b.subject) || a.groupKey.localeCompare(b.groupKey));
 }

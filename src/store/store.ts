@@ -153,6 +153,8 @@ export interface Store {
    * reconcile can check them against the events too. Engines without such levels leave it out.
    */
   readRollupLevels?(tenantId: string, meterId: string): Promise<LevelRollupRow[]>;
+  /** SQLite's distinct values over all subjects: per (group, value, UTC month) the bits of the days seen (bit 0: the 1st). */
+  readUniqueDays?(tenantId: string, meterId: string): Promise<Array<{ groupKey: string; value: string; month: number; days: number }>>;
   readUniques(tenantId: string, scan: RollupScan): Promise<UniqueRow[]>;
   /** The rollups readRollups returns, merged exactly per window (and subject, if asked) and group key. */
   aggregateRollups(tenantId: string, agg: RollupAggregation): Promise<WindowRollupRow[]>;

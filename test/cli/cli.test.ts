@@ -376,18 +376,21 @@ describe('reconcile', () => {
     const day = Math.floor(row.bucket / 86_400_000) * 86_400_000;
     const changed = db.prepare('UPDATE rollups_subject_day SET count = count + 1 WHERE tenant_id = ? AND meter_id = ? AND subject = ? AND bucket = ?').run(t, meterId, row.subject, day);
     assert.equal(changed.changes, 1);
+    // Days are the 1st to the 28th: mark one value as seen on January 31st too.
+    const marked = db.prepare("UPDATE rollup_uniques_days SET days = days | (1 << 30) WHERE tenant_id = ? AND value = 'm1'").run(t);
+    assert.equal(marked.changes, 1);
     db.close();
 
     const damaged = meterd('reconcile', '--tenant', t, '--format', 'json');
     assert.equal(damaged.code, 1);
     const diffs = JSON.parse(damaged.stdout) as Array<{ meter: string; kind: string; actual: string | null }>;
-    assert.deepEqual(diffs.map((d) => [d.meter, d.kind]).sort(), [['tokens', 'rollup'], ['tokens', 'rollup subject-day'], ['users', 'unique']]);
+    assert.deepEqual(diffs.map((d) => [d.meter, d.kind]).sort(), [['tokens', 'rollup'], ['tokens', 'rollup subject-day'], ['users', 'unique'], ['users', 'unique days']]);
     assert.match(diffs.find((d) => d.meter === 'tokens' && d.kind === 'rollup')!.actual!, /sum=12345/);
     assert.equal(meterd('reconcile', '--tenant', t, '--meter', 'users').code, 1);
 
     const fixed = meterd('reconcile', '--tenant', t, '--fix');
     assert.equal(fixed.code, 0, fixed.stderr);
-    assert.match(fixed.stderr, /3 difference\(s\); rebuilt, 0 remain/);
+    assert.match(fixed.stderr, /4 difference\(s\); rebuilt, 0 remain/);
     assert.equal(meterd('reconcile', '--tenant', t).code, 0);
   });
 

@@ -134,6 +134,32 @@ export function aggregateSuite(ctx: Suite) {
       }
     });
 
+    it('counts distinct values per window over whole days, months and the hours around them', async () => {
+      const t = await newTenant(ctx.store);
+      const m = mkMeter(t, 'users', 'UNIQUE_COUNT', { value: '$.user', groupBy: { model: '$.model' } });
+      await createMeter(ctx.store, m);
+      const day = (n: number) => Date.UTC(2024, 5, 1) + n * 24 * HOUR; // n = 0: June 1st
+      // One commit: the same user on May 31st, June 1st and 2nd; another user at the edges of those days.
+      await append(ctx.store, t, [
+        mkEvent({ id: 'a', time: day(-1) + 5 * HOUR, data: { user: 'u1', model: 'x' } }),
+        mkEvent({ id: 'b', time: day(0) + 5 * HOUR, data: { user: 'u1', model: 'x' } }),
+        mkEvent({ id: 'c', time: day(1) + 5 * HOUR, subject: 'other', data: { user: 'u1', model: 'x' } }),
+        mkEvent({ id: 'c2', time: day(1) + 6 * HOUR, data: { user: 'u1', model: 'y' } }),
+        mkEvent({ id: 'd', time: day(0) - 1, data: { user: 'u2', model: 'x' } }),
+        mkEvent({ id: 'e', time: day(2) + 1, data: { user: 'u3', model: 'x' } }),
+      ]);
+      const windows = [[day(-1)], [day(0)], [day(-1), day(0), day(1)], [day(-1) + 3 * HOUR, day(0) + 6 * HOUR, day(1)], [day(0) - 3 * HOUR, day(2)]];
+      for (const windowStarts of windows) {
+        for (const byGroup of [false, undefined]) {
+          for (const to of [day(1), day(2), day(3)]) {
+            await assertSameUniques(ctx.store, t, { meterId: m.id, fromBucket: windowStarts[0], toBucket: to, windowStarts, bySubject: false, byGroup });
+          }
+        }
+      }
+      const june1 = await ctx.store.aggregateUniques(t, { meterId: m.id, fromBucket: day(0), toBucket: day(1), windowStarts: [day(0)], bySubject: false, byGroup: false });
+      assert.deepEqual(june1.map((r) => r.value), ['u1']);
+    });
+
     it('equals readRollups merged in JS after a random workload, for random windows and filters', async () => {
       const t = await newTenant(ctx.store);
       const rnd = prng(55);
@@ -185,7 +211,7 @@ export function aggregateSuite(ctx: Suite) {
       }
       // Windows with whole UTC days inside (T0 + 4 h and T0 + 28 h are midnights): SQLite answers those
       // days from its day level and the hours around them from the hourly level.
-      const midnightish = [T0 - 3 * HOUR, T0 + 4 * HOUR, T0 + 11 * HOUR, T0 + 28 * HOUR, T0 + 30 * HOUR, T0 + 52 * HOUR];
+      const midnightish = [T0 - 20 * HOUR, T0 - 3 * HOUR, T0 + 4 * HOUR, T0 + 11 * HOUR, T0 + 28 * HOUR, T0 + 30 * HOUR, T0 + 52 * HOUR];
       for (let q = 0; q < 60; q++) {
         const m = rnd.pick(meters);
         const windowStarts = midnightish.filter((_, i) => i === 0 || rnd.next() < 0.5);
@@ -195,6 +221,8 @@ export function aggregateSuite(ctx: Suite) {
         const a = { meterId: m.id, fromBucket: from, toBucket: to, windowStarts, subjects, bySubject: rnd.next() < 0.5, byGroup: rnd.next() < 0.7 ? false : undefined };
         if (m.aggregation === 'UNIQUE_COUNT') await assertSameUniques(ctx.store, t, a);
         else await assertSame(ctx.store, t, a, m.aggregation);
+        // Distinct values over every subject (SQLite: the per-month day bits) for the same windows.
+        await assertSameUniques(ctx.store, t, { ...a, meterId: meters[5].id, subjects: undefined, bySubject: false });
       }
       // One window over everything: the same value in many buckets is one row.
       for (const bySubject of [false, true]) {

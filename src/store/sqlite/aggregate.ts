@@ -6,7 +6,7 @@ import { Decimal } from '../../core/decimal.js';
 import { emptyPartial, mergeInto } from '../../modules/usage/partial.js';
 import type { Partial } from '../../modules/usage/usage.types.js';
 import { partsOf, type Parts, type RollupAggregation, type WindowRollupRow, type WindowUniqueRow } from '../store.js';
-import { HOUR_LEVEL, SUBJECT_DAY_LEVEL, TOTAL_LEVEL, type RollupLevel } from './rollup-writer.js';
+import { HOUR_LEVEL, SUBJECT_DAY_LEVEL, TOTAL_LEVEL, monthDayBit, type RollupLevel } from './rollup-writer.js';
 
 interface AggRow {
   bucket?: bigint;
@@ -93,26 +93,64 @@ export function planSources(a: RollupAggregation, from: number): Source[] {
   if (!a.bySubject && a.subjects === undefined) return [{ level: TOTAL_LEVEL, from, to }];
   const hours = [{ level: HOUR_LEVEL, from, to }];
   if (a.byGroup !== false) return hours;
+  const days: Source[] = [];
+  for (const d of wholeDays(a, from)) {
+    const last = days[days.length - 1];
+    if (last && last.to === d.from) last.to = d.to;
+    else days.push({ level: SUBJECT_DAY_LEVEL, from: d.from, to: d.to });
+  }
+  const out = withHoursAround(days, from, to);
+  return out.length === 0 || out.length > MAX_SOURCES ? hours : out;
+}
+
+/** The whole UTC days [from, to) inside each window (a window's own range cut to [from, toBucket)). */
+export function wholeDays(a: RollupAggregation, from: number): Array<{ window: number; from: number; to: number }> {
   const starts = a.windowStarts;
-  const out: Source[] = [];
-  let cursor = from;
+  const out = [];
   for (let i = 0; i < starts.length; i++) {
     const windowFrom = Math.max(starts[i], from);
-    const windowTo = Math.min(i + 1 < starts.length ? starts[i + 1] : to, to);
+    const windowTo = Math.min(i + 1 < starts.length ? starts[i + 1] : a.toBucket, a.toBucket);
     const dayFrom = Math.ceil(windowFrom / DAY_MS) * DAY_MS;
     const dayTo = Math.floor(windowTo / DAY_MS) * DAY_MS;
-    if (dayTo <= dayFrom) continue;
-    const last = out[out.length - 1];
-    if (last && last.level === SUBJECT_DAY_LEVEL && last.to === dayFrom) last.to = dayTo;
-    else {
-      if (dayFrom > cursor) out.push({ level: HOUR_LEVEL, from: cursor, to: dayFrom });
-      out.push({ level: SUBJECT_DAY_LEVEL, from: dayFrom, to: dayTo });
-    }
-    cursor = dayTo;
+    if (dayTo > dayFrom) out.push({ window: i, from: dayFrom, to: dayTo });
   }
-  if (out.length === 0) return hours;
+  return out;
+}
+
+/** Sorted, disjoint day sources with hourly sources for the gaps of [from, to) between them. */
+function withHoursAround(days: Source[], from: number, to: number): Source[] {
+  if (days.length === 0) return [];
+  const out: Source[] = [];
+  let cursor = from;
+  for (const d of days) {
+    if (d.from > cursor) out.push({ level: HOUR_LEVEL, from: cursor, to: d.from });
+    out.push(d);
+    cursor = d.to;
+  }
   if (cursor < to) out.push({ level: HOUR_LEVEL, from: cursor, to });
-  return out.length > MAX_SOURCES ? hours : out;
+  return out;
+}
+
+/**
+ * Distinct values over every subject, for the whole UTC days of each window, from the per-month day
+ * bits: each window asks for the bits of its days in each month it touches.
+ */
+const UNIQUE_DAYS_SQL = (byGroup: boolean) => `
+  SELECT DISTINCT CAST(w.key AS INTEGER) AS win, ${byGroup ? 'r.group_key' : "''"} AS group_key, r.value AS value
+  FROM rollup_uniques_days r JOIN json_each(@masks) w ON (r.days & w.value) != 0
+  WHERE r.tenant_id = @tenant AND r.meter_id = @meter AND r.month = @month`;
+
+/** Per UTC month: window index -> bits of the window's whole days in that month. */
+function monthMasks(days: Array<{ window: number; from: number; to: number }>): Map<number, Record<number, number>> {
+  const months = new Map<number, Record<number, number>>();
+  for (const d of days) {
+    for (let t = d.from; t < d.to; t += DAY_MS) {
+      const { month, bit } = monthDayBit(t);
+      const m = months.get(month) ?? months.set(month, {}).get(month)!;
+      m[d.window] = (m[d.window] ?? 0) | bit;
+    }
+  }
+  return months;
 }
 
 export const uniquesSql = (a: Pick<AggShape, 'bySubject' | 'byGroup' | 'byBucket' | 'withSubjects'>) =>
@@ -124,14 +162,41 @@ export class RollupAggregator {
   private readonly statements = new Map<string, Database.Statement<Record<string, unknown>, AggRow>>();
   private readonly uniqueStatements = new Map<string, Database.Statement<Record<string, unknown>, { bucket: number; subject: string; group_key: string; value: string }>>();
 
+  private readonly dayBitStatements = new Map<string, Database.Statement<Record<string, unknown>, { win: number; group_key: string; value: string }>>();
+
   uniques(tenantId: string, a: RollupAggregation): WindowUniqueRow[] {
     const starts = a.windowStarts;
     if (starts.length === 0) return [];
-    const shape = { bySubject: a.bySubject, byGroup: a.byGroup !== false, byBucket: starts.length > 1, withSubjects: a.subjects !== undefined };
+    const from = Math.max(a.fromBucket, starts[0]);
+    const byGroup = a.byGroup !== false;
+    const shape = { bySubject: a.bySubject, byGroup, byBucket: starts.length > 1, withSubjects: a.subjects !== undefined };
+    const days = !a.bySubject && a.subjects === undefined ? wholeDays(a, from) : [];
+    const hours = withHoursAround(days.map((d) => ({ level: SUBJECT_DAY_LEVEL, ...d })), from, a.toBucket);
+    if (days.length === 0 || hours.length > MAX_SOURCES) return this.hourlyUniques(tenantId, a, shape, { from, to: a.toBucket });
+
+    const out = new Map<string, WindowUniqueRow>();
+    const put = (window: number, groupKey: string, value: string) => out.set(`${window}\u0000${groupKey}\u0000${value}`, { window, subject: '', groupKey, value });
+    const sql = UNIQUE_DAYS_SQL(byGroup);
+    let statement = this.dayBitStatements.get(sql);
+    if (!statement) this.dayBitStatements.set(sql, (statement = this.db.prepare(sql)));
+    for (const [month, masks] of monthMasks(days)) {
+      for (const r of statement.all({ tenant: tenantId, meter: a.meterId, month, masks: JSON.stringify(masks) })) {
+        put(r.win, r.group_key, r.value);
+      }
+    }
+    for (const h of hours) {
+      if (h.level !== HOUR_LEVEL) continue;
+      for (const r of this.hourlyUniques(tenantId, a, { ...shape, byBucket: true }, h)) put(r.window, r.groupKey, r.value);
+    }
+    return [...out.values()];
+  }
+
+  private hourlyUniques(tenantId: string, a: RollupAggregation, shape: Parameters<typeof uniquesSql>[0], range: { from: number; to: number }): WindowUniqueRow[] {
+    const starts = a.windowStarts;
     const key = JSON.stringify(shape);
     let s = this.uniqueStatements.get(key);
     if (!s) this.uniqueStatements.set(key, (s = this.db.prepare(uniquesSql(shape))));
-    const rows = s.all(this.params(tenantId, a));
+    const rows = s.all(this.params(tenantId, a, range));
     if (!shape.byBucket) return rows.map((r) => ({ window: 0, subject: r.subject, groupKey: r.group_key, value: r.value }));
     const out = new Map<string, WindowUniqueRow>();
     for (const r of rows) {

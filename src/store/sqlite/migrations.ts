@@ -159,4 +159,20 @@ export const sqliteMigrations: Migration[] = [
       CREATE INDEX rollups_bucket ON rollups(tenant_id, meter_id, bucket);
     `,
   },
+  {
+    version: 4,
+    name: 'distinct values per month with a bit per day',
+    up: `
+      CREATE TABLE rollup_uniques_days (
+        tenant_id TEXT NOT NULL, meter_id TEXT NOT NULL, month INTEGER NOT NULL, group_key TEXT NOT NULL, value TEXT NOT NULL, days INTEGER NOT NULL,
+        PRIMARY KEY (tenant_id, meter_id, month, group_key, value)) WITHOUT ROWID;
+      -- The sum of distinct powers of two is their bitwise OR.
+      INSERT INTO rollup_uniques_days SELECT tenant_id, meter_id, month, group_key, value, SUM(DISTINCT bit) FROM (
+        SELECT tenant_id, meter_id, CAST(strftime('%s', bucket / 1000, 'unixepoch', 'start of month') AS INTEGER) * 1000 AS month, group_key, value,
+          1 << (CAST(strftime('%d', bucket / 1000, 'unixepoch') AS INTEGER) - 1) AS bit
+        FROM rollup_uniques)
+      GROUP BY tenant_id, meter_id, month, group_key, value;
+    `,
+    down: 'DROP TABLE rollup_uniques_days;',
+  },
 ];

@@ -9,6 +9,12 @@ import { SMALL_INT, decAdd, decMax, decMin } from './decimal-functions.js';
 const DAY_MS = 86_400_000;
 export const dayOf = (bucket: number) => Math.floor(bucket / DAY_MS) * DAY_MS;
 
+/** The UTC month of a bucket (its first instant) and the bit of its day in rollup_uniques_days.days. */
+export function monthDayBit(bucket: number): { month: number; bit: number } {
+  const d = new Date(bucket);
+  return { month: Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1), bit: 1 << (d.getUTCDate() - 1) };
+}
+
 /** A rollup contribution as it crosses to the writer thread: amounts as decimal text. */
 export interface WireDelta {
   m: string; // meter id
@@ -33,7 +39,8 @@ export interface RollupLevel {
 export const HOUR_LEVEL: RollupLevel = { table: 'rollups', key: ['subject', 'bucket', 'group_key'] };
 export const SUBJECT_DAY_LEVEL: RollupLevel = { table: 'rollups_subject_day', key: ['subject', 'bucket'] };
 export const TOTAL_LEVEL: RollupLevel = { table: 'rollups_total', key: ['bucket', 'group_key'] };
-export const ROLLUP_TABLES = [HOUR_LEVEL, SUBJECT_DAY_LEVEL, TOTAL_LEVEL].map((l) => l.table);
+/** Every table holding a meter's rollups (what a meter's deletion or rebuild clears). */
+export const ROLLUP_TABLES = [...[HOUR_LEVEL, SUBJECT_DAY_LEVEL, TOTAL_LEVEL].map((l) => l.table), 'rollup_uniques', 'rollup_uniques_days'];
 
 /**
  * The one rollup upsert of a level: key columns, then count, sum, min, max, latest_time, latest_seq,
@@ -59,6 +66,12 @@ export function rollupUpsert(level: RollupLevel): string {
 }
 
 export const UNIQUE_INSERT = 'INSERT OR IGNORE INTO rollup_uniques (tenant_id, meter_id, subject, bucket, group_key, value) VALUES (?, ?, ?, ?, ?, ?)';
+/**
+ * Distinct values over every subject: one row per (group, value, UTC month) with a bit per day the
+ * value was seen, so a month of a UNIQUE_COUNT reads one row per distinct value, not one per hour.
+ */
+export const UNIQUE_DAYS_UPSERT = `INSERT INTO rollup_uniques_days (tenant_id, meter_id, month, group_key, value, days) VALUES (?, ?, ?, ?, ?, ?)
+  ON CONFLICT (tenant_id, meter_id, month, group_key, value) DO UPDATE SET days = days | excluded.days`;
 
 /** Decimal text as SQLite stores it: small integers as INTEGER (added natively), the rest as exact TEXT. */
 export function sqlValue(v: string | null): string | number | null {
@@ -117,8 +130,10 @@ const NUL = '\u0000';
 export class RollupWriter {
   private readonly put;
   private readonly putUnique;
+  private readonly putUniqueDays;
   private hours = new Map<string, Row>();
   private uniques = new Map<string, { tenant: string; d: WireDelta }>();
+  private uniqueDays = new Map<string, { tenant: string; d: WireDelta; month: number; days: number }>();
 
   constructor(db: Database.Database) {
     this.put = {
@@ -127,13 +142,21 @@ export class RollupWriter {
       total: db.prepare(rollupUpsert(TOTAL_LEVEL)),
     };
     this.putUnique = db.prepare(UNIQUE_INSERT);
+    this.putUniqueDays = db.prepare(UNIQUE_DAYS_UPSERT);
   }
 
   add(tenant: string, d: WireDelta, seq: number): void {
     const key = tenant + NUL + d.m + NUL + d.s + NUL + d.g + NUL + d.b;
     if (d.u !== undefined) {
       const k = key + NUL + d.u;
-      if (!this.uniques.has(k)) this.uniques.set(k, { tenant, d });
+      if (!this.uniques.has(k)) {
+        this.uniques.set(k, { tenant, d });
+        const { month, bit } = monthDayBit(d.b);
+        const dk = tenant + NUL + d.m + NUL + month + NUL + d.g + NUL + d.u;
+        const u = this.uniqueDays.get(dk);
+        if (u) u.days |= bit;
+        else this.uniqueDays.set(dk, { tenant, d, month, days: bit });
+      }
     }
     const row = this.hours.get(key);
     if (row) row.merge(d, seq);
@@ -158,6 +181,7 @@ export class RollupWriter {
     for (const r of days.values()) this.put.day.run(r.tenant, r.meter, r.subject, r.bucket, ...r.amounts());
     for (const r of totals.values()) this.put.total.run(r.tenant, r.meter, r.bucket, r.group, ...r.amounts());
     for (const { tenant, d } of this.uniques.values()) this.putUnique.run(tenant, d.m, d.s, d.b, d.g, d.u!);
+    for (const { tenant, d, month, days } of this.uniqueDays.values()) this.putUniqueDays.run(tenant, d.m, month, d.g, d.u!, days);
     this.clear();
   }
 
@@ -165,5 +189,6 @@ export class RollupWriter {
   clear(): void {
     if (this.hours.size > 0) this.hours = new Map();
     if (this.uniques.size > 0) this.uniques = new Map();
+    if (this.uniqueDays.size > 0) this.uniqueDays = new Map();
   }
 }

@@ -424,6 +424,13 @@ export class SqliteStore implements Store {
     ];
   }
 
+  async readUniqueDays(tenantId: string, meterId: string) {
+    return this.db
+      .prepare<[string, string], { group_key: string; value: string; month: number; days: number }>('SELECT group_key, value, month, days FROM rollup_uniques_days WHERE tenant_id = ? AND meter_id = ?')
+      .all(tenantId, meterId)
+      .map((r) => ({ groupKey: r.group_key, value: r.value, month: r.month, days: r.days }));
+  }
+
   async aggregateRollups(tenantId: string, agg: RollupAggregation): Promise<WindowRollupRow[]> {
     this.aggregator ??= new RollupAggregator(this.db);
     return this.aggregator.run(tenantId, agg);
@@ -457,7 +464,7 @@ export class SqliteStore implements Store {
   }
 
   private deleteRollups(tenantId: string, meterId: string) {
-    for (const table of [...ROLLUP_TABLES, 'rollup_uniques']) this.db.prepare(`DELETE FROM ${table} WHERE tenant_id = ? AND meter_id = ?`).run(tenantId, meterId);
+    for (const table of ROLLUP_TABLES) this.db.prepare(`DELETE FROM ${table} WHERE tenant_id = ? AND meter_id = ?`).run(tenantId, meterId);
   }
 
   async rebuildRollups(tenantId: string, meterId: string, backfill: DeltaFn): Promise<void> {
