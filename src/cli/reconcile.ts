@@ -6,7 +6,7 @@ import type { Services } from '../main.js';
 import { formatDecimal, type Decimal } from '../core/decimal.js';
 import { ceilHour, formatInstant, MAX_TIME_MS, MIN_TIME_MS } from '../core/time.js';
 import { compileMeter } from '../modules/meters/meter-eval.js';
-import { monthDayBit } from '../store/sqlite/rollup-writer.js';
+import { monthDayBit } from '../store/levels.js';
 import type { Meter } from '../modules/meters/meters.types.js';
 import { emptyPartial, mergeInto } from '../modules/usage/partial.js';
 import type { Partial } from '../modules/usage/usage.types.js';

@@ -6,7 +6,7 @@ import { Decimal } from '../../core/decimal.js';
 import { emptyPartial, mergeInto } from '../../modules/usage/partial.js';
 import type { Partial } from '../../modules/usage/usage.types.js';
 import { partsOf, type Parts, type RollupAggregation, type WindowRollupRow, type WindowUniqueRow } from '../store.js';
-import { HOUR_LEVEL, SUBJECT_DAY_LEVEL, TOTAL_LEVEL, monthDayBit, type RollupLevel } from './rollup-writer.js';
+import { planSources, planUniques, type RollupLevel } from '../levels.js';
 
 interface AggRow {
   bucket?: bigint;
@@ -37,7 +37,6 @@ export interface AggShape {
 
 /** An INTEGER, or text that round-trips through a 64-bit integer: a canonical integer SQLite can add exactly. */
 const isInt = (col: string) => `(typeof(${col}) = 'integer' OR CAST(CAST(${col} AS INTEGER) AS TEXT) = ${col})`;
-const DAY_MS = 86_400_000;
 const TIME_DIGITS = 16;
 const SEQ_DIGITS = 20;
 
@@ -74,62 +73,10 @@ export function aggregateSql(a: AggShape): string {
   return `${from} ${groupBy.length > 0 ? `GROUP BY ${groupBy.join(', ')}` : ''} HAVING COUNT(*) > 0`;
 }
 
-interface Source {
-  level: RollupLevel;
-  from: number;
-  to: number;
-}
-
-/** At most this many separate reads per query; beyond it the hourly level answers alone. */
-const MAX_SOURCES = 64;
-
-/**
- * Which level answers which part of [from, to). Every subject merged: the total level. Groups merged:
- * whole UTC days that lie inside one window from the day level, the hours around them from the hourly
- * level. Otherwise the hourly level.
- */
-export function planSources(a: RollupAggregation, from: number): Source[] {
-  const to = a.toBucket;
-  if (!a.bySubject && a.subjects === undefined) return [{ level: TOTAL_LEVEL, from, to }];
-  const hours = [{ level: HOUR_LEVEL, from, to }];
-  if (a.byGroup !== false) return hours;
-  const days: Source[] = [];
-  for (const d of wholeDays(a, from)) {
-    const last = days[days.length - 1];
-    if (last && last.to === d.from) last.to = d.to;
-    else days.push({ level: SUBJECT_DAY_LEVEL, from: d.from, to: d.to });
-  }
-  const out = withHoursAround(days, from, to);
-  return out.length === 0 || out.length > MAX_SOURCES ? hours : out;
-}
-
-/** The whole UTC days [from, to) inside each window (a window's own range cut to [from, toBucket)). */
-export function wholeDays(a: RollupAggregation, from: number): Array<{ window: number; from: number; to: number }> {
-  const starts = a.windowStarts;
-  const out = [];
-  for (let i = 0; i < starts.length; i++) {
-    const windowFrom = Math.max(starts[i], from);
-    const windowTo = Math.min(i + 1 < starts.length ? starts[i + 1] : a.toBucket, a.toBucket);
-    const dayFrom = Math.ceil(windowFrom / DAY_MS) * DAY_MS;
-    const dayTo = Math.floor(windowTo / DAY_MS) * DAY_MS;
-    if (dayTo > dayFrom) out.push({ window: i, from: dayFrom, to: dayTo });
-  }
-  return out;
-}
-
-/** Sorted, disjoint day sources with hourly sources for the gaps of [from, to) between them. */
-function withHoursAround(days: Source[], from: number, to: number): Source[] {
-  if (days.length === 0) return [];
-  const out: Source[] = [];
-  let cursor = from;
-  for (const d of days) {
-    if (d.from > cursor) out.push({ level: HOUR_LEVEL, from: cursor, to: d.from });
-    out.push(d);
-    cursor = d.to;
-  }
-  if (cursor < to) out.push({ level: HOUR_LEVEL, from: cursor, to });
-  return out;
-}
+export const uniquesSql = (a: Pick<AggShape, 'bySubject' | 'byGroup' | 'byBucket' | 'withSubjects'>) =>
+  `WITH RECURSIVE ${a.withSubjects ? SUBJECTS_GIVEN : skipScan('rollup_uniques')}
+    SELECT DISTINCT ${a.byBucket ? 'r.bucket' : '0'} AS bucket, ${a.bySubject ? 'r.subject' : "''"} AS subject, ${a.byGroup ? 'r.group_key' : "''"} AS group_key, r.value AS value
+    FROM subj CROSS JOIN rollup_uniques r WHERE ${RANGE}`;
 
 /**
  * Distinct values over every subject, for the whole UTC days of each window, from the per-month day
@@ -139,24 +86,6 @@ const UNIQUE_DAYS_SQL = (byGroup: boolean) => `
   SELECT DISTINCT CAST(w.key AS INTEGER) AS win, ${byGroup ? 'r.group_key' : "''"} AS group_key, r.value AS value
   FROM rollup_uniques_days r JOIN json_each(@masks) w ON (r.days & w.value) != 0
   WHERE r.tenant_id = @tenant AND r.meter_id = @meter AND r.month = @month`;
-
-/** Per UTC month: window index -> bits of the window's whole days in that month. */
-function monthMasks(days: Array<{ window: number; from: number; to: number }>): Map<number, Record<number, number>> {
-  const months = new Map<number, Record<number, number>>();
-  for (const d of days) {
-    for (let t = d.from; t < d.to; t += DAY_MS) {
-      const { month, bit } = monthDayBit(t);
-      const m = months.get(month) ?? months.set(month, {}).get(month)!;
-      m[d.window] = (m[d.window] ?? 0) | bit;
-    }
-  }
-  return months;
-}
-
-export const uniquesSql = (a: Pick<AggShape, 'bySubject' | 'byGroup' | 'byBucket' | 'withSubjects'>) =>
-  `WITH RECURSIVE ${a.withSubjects ? SUBJECTS_GIVEN : skipScan('rollup_uniques')}
-    SELECT DISTINCT ${a.byBucket ? 'r.bucket' : '0'} AS bucket, ${a.bySubject ? 'r.subject' : "''"} AS subject, ${a.byGroup ? 'r.group_key' : "''"} AS group_key, r.value AS value
-    FROM subj CROSS JOIN rollup_uniques r WHERE ${RANGE}`;
 
 export class RollupAggregator {
   private readonly statements = new Map<string, Database.Statement<Record<string, unknown>, AggRow>>();
@@ -170,22 +99,18 @@ export class RollupAggregator {
     const from = Math.max(a.fromBucket, starts[0]);
     const byGroup = a.byGroup !== false;
     const shape = { bySubject: a.bySubject, byGroup, byBucket: starts.length > 1, withSubjects: a.subjects !== undefined };
-    const days = !a.bySubject && a.subjects === undefined ? wholeDays(a, from) : [];
-    const hours = withHoursAround(days.map((d) => ({ level: SUBJECT_DAY_LEVEL, ...d })), from, a.toBucket);
-    if (days.length === 0 || hours.length > MAX_SOURCES) return this.hourlyUniques(tenantId, a, shape, { from, to: a.toBucket });
+    const plan = planUniques(a, from);
+    if (!plan) return this.hourlyUniques(tenantId, a, shape, { from, to: a.toBucket });
 
     const out = new Map<string, WindowUniqueRow>();
     const put = (window: number, groupKey: string, value: string) => out.set(`${window}\u0000${groupKey}\u0000${value}`, { window, subject: '', groupKey, value });
     const sql = UNIQUE_DAYS_SQL(byGroup);
     let statement = this.dayBitStatements.get(sql);
     if (!statement) this.dayBitStatements.set(sql, (statement = this.db.prepare(sql)));
-    for (const [month, masks] of monthMasks(days)) {
-      for (const r of statement.all({ tenant: tenantId, meter: a.meterId, month, masks: JSON.stringify(masks) })) {
-        put(r.win, r.group_key, r.value);
-      }
+    for (const [month, masks] of plan.masks) {
+      for (const r of statement.all({ tenant: tenantId, meter: a.meterId, month, masks: JSON.stringify(masks) })) put(r.win, r.group_key, r.value);
     }
-    for (const h of hours) {
-      if (h.level !== HOUR_LEVEL) continue;
+    for (const h of plan.hours) {
       for (const r of this.hourlyUniques(tenantId, a, { ...shape, byBucket: true }, h)) put(r.window, r.groupKey, r.value);
     }
     return [...out.values()];

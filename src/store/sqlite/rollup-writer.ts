@@ -1,19 +1,8 @@
-// Rollups are kept at three levels, all written in the transaction that stores their events:
-//   rollups              per subject, UTC hour, group (the source of truth for every other level)
-//   rollups_subject_day  per subject, UTC day, all groups merged (month-long per-customer queries)
-//   rollups_total        per UTC hour and group, all subjects merged (queries over every subject)
-// The coarser levels cost little at ingest: a commit's events fall into few of their rows.
+// SQLite's rollup writes: a commit's contributions merged per hourly row, then every level (see
+// ../levels.ts) written once per row, in the transaction that stores the events.
 import type Database from 'better-sqlite3';
+import { HOUR_LEVEL, SUBJECT_DAY_LEVEL, TOTAL_LEVEL, dayOf, monthDayBit, type RollupLevel } from '../levels.js';
 import { SMALL_INT, decAdd, decMax, decMin } from './decimal-functions.js';
-
-const DAY_MS = 86_400_000;
-export const dayOf = (bucket: number) => Math.floor(bucket / DAY_MS) * DAY_MS;
-
-/** The UTC month of a bucket (its first instant) and the bit of its day in rollup_uniques_days.days. */
-export function monthDayBit(bucket: number): { month: number; bit: number } {
-  const d = new Date(bucket);
-  return { month: Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1), bit: 1 << (d.getUTCDate() - 1) };
-}
 
 /** A rollup contribution as it crosses to the writer thread: amounts as decimal text. */
 export interface WireDelta {
@@ -29,18 +18,6 @@ export interface WireDelta {
   lv: string | null; // latest value
   u?: string; // unique value
 }
-
-export interface RollupLevel {
-  table: string;
-  /** Key columns after tenant_id and meter_id. */
-  key: Array<'subject' | 'bucket' | 'group_key'>;
-}
-
-export const HOUR_LEVEL: RollupLevel = { table: 'rollups', key: ['subject', 'bucket', 'group_key'] };
-export const SUBJECT_DAY_LEVEL: RollupLevel = { table: 'rollups_subject_day', key: ['subject', 'bucket'] };
-export const TOTAL_LEVEL: RollupLevel = { table: 'rollups_total', key: ['bucket', 'group_key'] };
-/** Every table holding a meter's rollups (what a meter's deletion or rebuild clears). */
-export const ROLLUP_TABLES = [...[HOUR_LEVEL, SUBJECT_DAY_LEVEL, TOTAL_LEVEL].map((l) => l.table), 'rollup_uniques', 'rollup_uniques_days'];
 
 /**
  * The one rollup upsert of a level: key columns, then count, sum, min, max, latest_time, latest_seq,

@@ -25,7 +25,8 @@ import {
 import { GroupCommit } from '../group-commit.js';
 import { openDatabase } from './open.js';
 import { AppendWriter, toWire, wireDelta, type WireJob, type WireResult } from './append-writer.js';
-import { ROLLUP_TABLES, RollupWriter } from './rollup-writer.js';
+import { RollupWriter } from './rollup-writer.js';
+import { ROLLUP_TABLES } from '../levels.js';
 import { WriterClient } from './writer-client.js';
 import { RollupAggregator } from './aggregate.js';
 
