@@ -60,6 +60,19 @@ function checkData(v: unknown, depth: number, maxDepth: number, path: Array<stri
 
 const at = (path: Array<string | number>) => ['/data', ...path].join('/');
 
+const REQUIRED = ['id', 'source'] as const;
+const OPTIONAL = ['type', 'subject'] as const;
+
+/** What is wrong with a string attribute, if anything; an optional one may be absent or null. */
+function attributeProblem(name: string, v: unknown, max: number, required: boolean): string | undefined {
+  if (v === undefined || v === null) return required ? `${name} is required` : undefined;
+  if (typeof v !== 'string') return `${name} must be a string, got ${describe(v)}`;
+  if (v.length === 0) return required ? `${name} must not be empty` : `${name} must not be empty when present`;
+  if (v.length > max) return `${name} is longer than ${max} characters`;
+  const bad = badString(v);
+  return bad && `${name} ${bad}`;
+}
+
 export function validateEvent(raw: unknown, limits: EventLimits, now: number): Validated {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     return { ok: false, error: `an event must be a JSON object, got ${describe(raw)}`, field: '' };
@@ -69,23 +82,13 @@ export function validateEvent(raw: unknown, limits: EventLimits, now: number): V
   const source = typeof e.source === 'string' ? e.source : undefined;
   const fail = (field: string, error: string): Validated => ({ ok: false, id, source, field, error });
 
-  for (const [name, max] of [['id', limits.maxIdLength], ['source', limits.maxIdLength]] as const) {
-    const v = e[name];
-    if (v === undefined || v === null) return fail(name, `${name} is required`);
-    if (typeof v !== 'string') return fail(name, `${name} must be a string, got ${describe(v)}`);
-    if (v.length === 0) return fail(name, `${name} must not be empty`);
-    if (v.length > max) return fail(name, `${name} is longer than ${max} characters`);
-    const bad = badString(v);
-    if (bad) return fail(name, `${name} ${bad}`);
+  for (const name of REQUIRED) {
+    const p = attributeProblem(name, e[name], limits.maxIdLength, true);
+    if (p) return fail(name, p);
   }
-  for (const name of ['type', 'subject'] as const) {
-    const v = e[name];
-    if (v === undefined || v === null) continue;
-    if (typeof v !== 'string') return fail(name, `${name} must be a string, got ${describe(v)}`);
-    if (v.length === 0) return fail(name, `${name} must not be empty when present`);
-    if (v.length > limits.maxIdLength) return fail(name, `${name} is longer than ${limits.maxIdLength} characters`);
-    const bad = badString(v);
-    if (bad) return fail(name, `${name} ${bad}`);
+  for (const name of OPTIONAL) {
+    const p = attributeProblem(name, e[name], limits.maxIdLength, false);
+    if (p) return fail(name, p);
   }
   if (e.specversion !== undefined && e.specversion !== '1.0') return fail('specversion', 'specversion must be "1.0"');
   if (e.datacontenttype !== undefined && (typeof e.datacontenttype !== 'string' || !/^application\/([\w.+-]*\+)?json\b/i.test(e.datacontenttype))) {
