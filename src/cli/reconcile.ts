@@ -37,6 +37,8 @@ const describePartial = (p: Partial) =>
   `count=${p.count} sum=${dec(p.sum)} min=${dec(p.min)} max=${dec(p.max)} latest=${dec(p.latestValue)}@${p.latestTime}#${p.latestSeq}`;
 
 const key = (subject: string, groupKey: string, bucket: number) => `${subject}\u0000${groupKey}\u0000${bucket}`;
+/** A distinct-value key (bucket key, NUL, value) split in two. */
+const split = (ku: string) => [ku.slice(0, ku.lastIndexOf('\u0000')), ku.slice(ku.lastIndexOf('\u0000') + 1)] as const;
 const unkey = (k: string) => {
   const [subject, groupKey, bucket] = k.split('\u0000');
   return { subject, groupKey, bucket: Number(bucket) };
@@ -83,55 +85,63 @@ export async function reconcileMeter(services: Services, tenantId: string, meter
   }
   for (const [k, p] of stored) if (!expected.has(k)) diff('rollup', k, null, describePartial(p));
 
-  if (store.readRollupLevels) {
-    // The coarser levels must equal the recomputed hours merged the same way.
-    const levelKey = (level: string, k: string) => `${level}\u0001${k}`;
-    const want = new Map<string, Partial>();
-    const add = (k: string, p: Partial) => mergeInto(want.get(k) ?? want.set(k, emptyPartial()).get(k)!, p);
-    for (const [k, p] of expected) {
-      const { subject, groupKey, bucket } = unkey(k);
-      add(levelKey('subject-day', key(subject, '', Math.floor(bucket / DAY_MS) * DAY_MS)), p);
-      add(levelKey('total-hour', key('', groupKey, bucket)), p);
-    }
-    const got = new Map<string, Partial>();
-    for (const r of await store.readRollupLevels(tenantId, meter.id)) got.set(levelKey(r.level, key(r.subject, r.groupKey, r.bucket)), r.partial);
-    const levelDiff = (lk: string, exp: Partial | undefined, act: Partial | undefined) => {
-      const [level, k] = lk.split('\u0001');
-      diff(`rollup ${level}` as Difference['kind'], k, exp ? describePartial(exp) : null, act ? describePartial(act) : null);
-    };
-    for (const [lk, p] of want) if (describePartial(p) !== (got.has(lk) ? describePartial(got.get(lk)!) : null)) levelDiff(lk, p, got.get(lk));
-    for (const [lk, p] of got) if (!want.has(lk)) levelDiff(lk, undefined, p);
-  }
+  diffs.push(...(await levelDifferences(services, tenantId, meter, expected)));
 
   if (meter.aggregation === 'UNIQUE_COUNT') {
     const storedUniques = new Set<string>();
     for (const u of await store.readUniques(tenantId, scan)) storedUniques.add(`${key(u.subject, u.groupKey, u.bucket)}\u0000${u.value}`);
-    const split = (ku: string) => [ku.slice(0, ku.lastIndexOf('\u0000')), ku.slice(ku.lastIndexOf('\u0000') + 1)] as const;
     for (const ku of expectedUniques) if (!storedUniques.has(ku)) diff('unique', split(ku)[0], split(ku)[1], null);
     for (const ku of storedUniques) if (!expectedUniques.has(ku)) diff('unique', split(ku)[0], null, split(ku)[1]);
 
-    if (store.readUniqueDays) {
-      // Per (group, value, UTC month): the days of the month the value was seen on, as "1,2,31".
-      const dayKey = (groupKey: string, value: string, month: number) => `${groupKey}\u0000${value}\u0000${month}`;
-      const want = new Map<string, number>();
-      for (const ku of expectedUniques) {
-        const [k, value] = split(ku);
-        const { groupKey, bucket } = unkey(k);
-        const { month, bit } = monthDayBit(bucket);
-        const dk = dayKey(groupKey, value, month);
-        want.set(dk, (want.get(dk) ?? 0) | bit);
-      }
-      const got = new Map<string, number>();
-      for (const r of await store.readUniqueDays(tenantId, meter.id)) got.set(dayKey(r.groupKey, r.value, r.month), r.days);
-      const days = (bits: number | undefined) => (bits === undefined ? null : Array.from({ length: 31 }, (_, i) => i + 1).filter((d) => bits & (1 << (d - 1))).join(','));
-      for (const dk of new Set([...want.keys(), ...got.keys()])) {
-        if (want.get(dk) === got.get(dk)) continue;
-        const [groupKey, value, month] = dk.split('\u0000');
-        diffs.push({ meter: meter.slug, subject: '', groupKey, bucket: formatInstant(Number(month)), kind: 'unique days', expected: `${value}: ${days(want.get(dk))}`, actual: `${value}: ${days(got.get(dk))}` });
-      }
-    }
+    diffs.push(...(await uniqueDayDifferences(services, tenantId, meter, expectedUniques)));
   }
   return diffs.sort((a, b) => a.bucket.localeCompare(b.bucket) || a.subject.localeCompare(b.subject) || a.groupKey.localeCompare(b.groupKey));
+}
+
+/** The coarser rollup levels must equal the recomputed hours merged the same way. */
+async function levelDifferences(services: Services, tenantId: string, meter: Meter, expected: Map<string, Partial>): Promise<Difference[]> {
+  const levelKey = (level: string, k: string) => `${level}\u0001${k}`;
+  const want = new Map<string, Partial>();
+  const add = (k: string, p: Partial) => mergeInto(want.get(k) ?? want.set(k, emptyPartial()).get(k)!, p);
+  for (const [k, p] of expected) {
+    const { subject, groupKey, bucket } = unkey(k);
+    add(levelKey('subject-day', key(subject, '', Math.floor(bucket / DAY_MS) * DAY_MS)), p);
+    add(levelKey('total-hour', key('', groupKey, bucket)), p);
+  }
+  const got = new Map<string, Partial>();
+  for (const r of await services.store.readRollupLevels(tenantId, meter.id)) got.set(levelKey(r.level, key(r.subject, r.groupKey, r.bucket)), r.partial);
+  const out: Difference[] = [];
+  const show = (p: Partial | undefined) => (p ? describePartial(p) : null);
+  for (const lk of new Set([...want.keys(), ...got.keys()])) {
+    if (show(want.get(lk)) === show(got.get(lk))) continue;
+    const [level, k] = lk.split('\u0001');
+    const { subject, groupKey, bucket } = unkey(k);
+    out.push({ meter: meter.slug, subject, groupKey, bucket: formatInstant(bucket), kind: `rollup ${level}` as Difference['kind'], expected: show(want.get(lk)), actual: show(got.get(lk)) });
+  }
+  return out;
+}
+
+/** Per (group, value, UTC month): the days of the month the value was seen on, as "1,2,31". */
+async function uniqueDayDifferences(services: Services, tenantId: string, meter: Meter, expectedUniques: Set<string>): Promise<Difference[]> {
+  const dayKey = (groupKey: string, value: string, month: number) => `${groupKey}\u0000${value}\u0000${month}`;
+  const want = new Map<string, number>();
+  for (const ku of expectedUniques) {
+    const [k, value] = split(ku);
+    const { groupKey, bucket } = unkey(k);
+    const { month, bit } = monthDayBit(bucket);
+    const dk = dayKey(groupKey, value, month);
+    want.set(dk, (want.get(dk) ?? 0) | bit);
+  }
+  const got = new Map<string, number>();
+  for (const r of await services.store.readUniqueDays(tenantId, meter.id)) got.set(dayKey(r.groupKey, r.value, r.month), r.days);
+  const days = (bits: number | undefined) => (bits === undefined ? null : Array.from({ length: 31 }, (_, i) => i + 1).filter((d) => bits & (1 << (d - 1))).join(','));
+  const out: Difference[] = [];
+  for (const dk of new Set([...want.keys(), ...got.keys()])) {
+    if (want.get(dk) === got.get(dk)) continue;
+    const [groupKey, value, month] = dk.split('\u0000');
+    out.push({ meter: meter.slug, subject: '', groupKey, bucket: formatInstant(Number(month)), kind: 'unique days', expected: `${value}: ${days(want.get(dk))}`, actual: `${value}: ${days(got.get(dk))}` });
+  }
+  return out;
 }
 
 export function registerReconcile(program: Command) {

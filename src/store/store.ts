@@ -148,13 +148,13 @@ export interface Store {
   // rollups
   readRollups(tenantId: string, scan: RollupScan): Promise<RollupRow[]>;
   /**
-   * Every row of the coarser rollup levels an engine keeps beside the hourly one (SQLite: per subject
-   * and UTC day with groups merged, key ''; per hour and group with subjects merged, subject ''), so
-   * reconcile can check them against the events too. Engines without such levels leave it out.
+   * Every row of the coarser rollup levels (../levels.ts: per subject and UTC day with groups merged,
+   * group key ''; per hour and group with subjects merged, subject ''), so reconcile can check them
+   * against the events too.
    */
-  readRollupLevels?(tenantId: string, meterId: string): Promise<LevelRollupRow[]>;
-  /** SQLite's distinct values over all subjects: per (group, value, UTC month) the bits of the days seen (bit 0: the 1st). */
-  readUniqueDays?(tenantId: string, meterId: string): Promise<Array<{ groupKey: string; value: string; month: number; days: number }>>;
+  readRollupLevels(tenantId: string, meterId: string): Promise<LevelRollupRow[]>;
+  /** Distinct values over all subjects: per (group, value, UTC month) the bits of the days seen (bit 0: the 1st). */
+  readUniqueDays(tenantId: string, meterId: string): Promise<Array<{ groupKey: string; value: string; month: number; days: number }>>;
   readUniques(tenantId: string, scan: RollupScan): Promise<UniqueRow[]>;
   /** The rollups readRollups returns, merged exactly per window (and subject, if asked) and group key. */
   aggregateRollups(tenantId: string, agg: RollupAggregation): Promise<WindowRollupRow[]>;

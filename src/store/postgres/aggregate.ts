@@ -1,15 +1,26 @@
 // Rollups merged per window inside PostgreSQL (NUMERIC is exact), so a usage query reads one row
 // per (window, subject, group) instead of every hourly bucket. width_bucket finds a bucket's window:
-// the last start at or before it.
+// the last start at or before it. Which level answers which part of the range: ../levels.ts.
 import type pg from 'pg';
+import { mergeInto } from '../../modules/usage/partial.js';
+import { planSources, planUniques, type RollupLevel, type Source } from '../levels.js';
 import { partialFromRow, type PartialColumns } from '../rows.js';
 import { partsOf, type Parts, type RollupAggregation, type WindowRollupRow, type WindowUniqueRow } from '../store.js';
 
 const LATEST_ORDER = 'ORDER BY latest_time DESC, latest_seq DESC';
 
+interface Shape {
+  level: RollupLevel;
+  bySubject: boolean;
+  byGroup: boolean;
+  withSubjects: boolean;
+  parts: Parts;
+}
+
 /** Parts the aggregation does not read come back as the empty partial's values. */
-export const aggregateSql = (bySubject: boolean, byGroup: boolean, withSubjects: boolean, p: Parts) => `
-  SELECT width_bucket(bucket, $5::bigint[]) - 1 AS win, ${bySubject ? 'subject' : "''::text"} AS subject, ${byGroup ? 'group_key' : "''::text"} AS group_key,
+export const aggregateSql = ({ level, bySubject, byGroup, withSubjects, parts: p }: Shape) => `
+  SELECT width_bucket(bucket, $5::bigint[]) - 1 AS win, ${bySubject ? 'subject' : "''::text"} AS subject,
+    ${byGroup && level.key.includes('group_key') ? 'group_key' : "''::text"} AS group_key,
     sum(count) AS count,
     ${p.sum ? 'sum(sum)::text' : "'0'"} AS sum,
     ${p.min ? 'min(min)::text' : 'NULL'} AS min,
@@ -17,9 +28,9 @@ export const aggregateSql = (bySubject: boolean, byGroup: boolean, withSubjects:
     ${p.latest ? 'max(latest_time)' : '-1'} AS latest_time,
     ${p.latest ? `(array_agg(latest_seq ${LATEST_ORDER}))[1]` : '-1'} AS latest_seq,
     ${p.latest ? `(array_agg(latest_value ${LATEST_ORDER}))[1]::text` : 'NULL'} AS latest_value
-  FROM rollups
+  FROM ${level.table}
   WHERE tenant_id = $1 AND meter_id = $2 AND bucket >= $3 AND bucket < $4
-    ${withSubjects ? 'AND subject = ANY($6::text[])' : ''}
+    ${withSubjects && level.key.includes('subject') ? 'AND subject = ANY($6::text[])' : ''}
   GROUP BY 1, 2, 3`;
 
 const uniquesSql = (bySubject: boolean, byGroup: boolean, withSubjects: boolean) => `
@@ -28,26 +39,62 @@ const uniquesSql = (bySubject: boolean, byGroup: boolean, withSubjects: boolean)
   WHERE tenant_id = $1 AND meter_id = $2 AND bucket >= $3 AND bucket < $4
     ${withSubjects ? 'AND subject = ANY($6::text[])' : ''}`;
 
+/** Distinct values of every subject over the whole days of each window: $3 is one month, $4 window -> day bits. */
+const uniqueDaysSql = (byGroup: boolean) => `
+  SELECT DISTINCT w.key::int AS win, ${byGroup ? 'r.group_key' : "''::text"} AS group_key, r.value
+  FROM rollup_uniques_days r JOIN jsonb_each_text($4::jsonb) w ON (r.days & w.value::int) <> 0
+  WHERE r.tenant_id = $1 AND r.meter_id = $2 AND r.month = $3`;
+
 // The subject clause is left out rather than made optional with "$6 IS NULL OR": that OR would
 // keep the planner from seeking the primary key (tenant, meter, subject, bucket).
-const params = (tenantId: string, a: RollupAggregation) => [
+const params = (tenantId: string, a: RollupAggregation, range: { from: number; to: number }) => [
   tenantId,
   a.meterId,
-  Math.max(a.fromBucket, a.windowStarts[0]),
-  a.toBucket,
+  range.from,
+  range.to,
   a.windowStarts,
   ...(a.subjects ? [a.subjects] : []),
 ];
 
+const fullRange = (a: RollupAggregation) => ({ from: Math.max(a.fromBucket, a.windowStarts[0]), to: a.toBucket });
+
 export async function aggregateUniques(pool: pg.Pool, tenantId: string, a: RollupAggregation): Promise<WindowUniqueRow[]> {
   if (a.windowStarts.length === 0) return [];
-  const r = await pool.query<{ win: number; subject: string; group_key: string; value: string }>(uniquesSql(a.bySubject, a.byGroup !== false, a.subjects !== undefined), params(tenantId, a));
-  return r.rows.map((x) => ({ window: Number(x.win), subject: x.subject, groupKey: x.group_key, value: x.value }));
+  const byGroup = a.byGroup !== false;
+  const hourly = async (range: { from: number; to: number }) => {
+    const r = await pool.query<{ win: number; subject: string; group_key: string; value: string }>(uniquesSql(a.bySubject, byGroup, a.subjects !== undefined), params(tenantId, a, range));
+    return r.rows.map((x) => ({ window: Number(x.win), subject: x.subject, groupKey: x.group_key, value: x.value }));
+  };
+  const range = fullRange(a);
+  const plan = planUniques(a, range.from);
+  if (!plan) return hourly(range);
+  const out = new Map<string, WindowUniqueRow>();
+  const put = (u: WindowUniqueRow) => out.set(`${u.window}\u0000${u.groupKey}\u0000${u.value}`, u);
+  for (const [month, masks] of plan.masks) {
+    const r = await pool.query<{ win: number; group_key: string; value: string }>(uniqueDaysSql(byGroup), [tenantId, a.meterId, month, JSON.stringify(masks)]);
+    for (const x of r.rows) put({ window: Number(x.win), subject: '', groupKey: x.group_key, value: x.value });
+  }
+  for (const h of plan.hours) for (const u of await hourly(h)) put(u);
+  return [...out.values()];
 }
 
 export async function aggregateRollups(pool: pg.Pool, tenantId: string, a: RollupAggregation): Promise<WindowRollupRow[]> {
   if (a.windowStarts.length === 0) return [];
-  const sql = aggregateSql(a.bySubject, a.byGroup !== false, a.subjects !== undefined, partsOf(a.aggregation));
-  const r = await pool.query<PartialColumns & { win: number; subject: string; group_key: string }>(sql, params(tenantId, a));
-  return r.rows.map((x) => ({ window: Number(x.win), subject: x.subject, groupKey: x.group_key, partial: partialFromRow(x) }));
+  const shape = { bySubject: a.bySubject, byGroup: a.byGroup !== false, withSubjects: a.subjects !== undefined, parts: partsOf(a.aggregation) };
+  const read = async (source: Source) => {
+    const r = await pool.query<PartialColumns & { win: number; subject: string; group_key: string }>(aggregateSql({ ...shape, level: source.level }), params(tenantId, a, source));
+    return r.rows.map((x) => ({ window: Number(x.win), subject: x.subject, groupKey: x.group_key, partial: partialFromRow(x) }));
+  };
+  const sources = planSources(a, fullRange(a).from);
+  if (sources.length === 1) return read(sources[0]);
+  const merged = new Map<string, WindowRollupRow>();
+  for (const source of sources) {
+    for (const row of await read(source)) {
+      const key = `${row.window}\u0000${row.subject}\u0000${row.groupKey}`;
+      const m = merged.get(key);
+      if (m) mergeInto(m.partial, row.partial);
+      else merged.set(key, row);
+    }
+  }
+  return [...merged.values()];
 }

@@ -2,6 +2,12 @@
 // so paging order is byte order, as in SQLite, whatever the database's locale.
 import type { Migration } from '../migrations.js';
 
+const AMOUNTS = `count BIGINT NOT NULL, sum NUMERIC NOT NULL, min NUMERIC, max NUMERIC,
+        latest_time BIGINT NOT NULL, latest_seq BIGINT NOT NULL, latest_value NUMERIC`;
+const LATEST = 'ORDER BY latest_time DESC, latest_seq DESC';
+/** Hourly rollup rows merged: the latest is the value at the greatest (time, seq). */
+const MERGED = `sum(count), sum(sum), min(min), max(max), (array_agg(latest_time ${LATEST}))[1], (array_agg(latest_seq ${LATEST}))[1], (array_agg(latest_value ${LATEST}))[1]`;
+
 export const postgresMigrations: Migration[] = [
   {
     version: 1,
@@ -121,6 +127,41 @@ export const postgresMigrations: Migration[] = [
       DROP TABLE meters;
       DROP TABLE api_keys;
       DROP TABLE tenants;
+    `,
+  },
+  {
+    version: 2,
+    name: 'day and total rollup levels, distinct values per month',
+    // See src/store/levels.ts. The new levels are filled from the hourly rollups they summarise.
+    up: `
+      CREATE TABLE rollups_subject_day (
+        tenant_id TEXT COLLATE "C" NOT NULL, meter_id TEXT COLLATE "C" NOT NULL, subject TEXT COLLATE "C" NOT NULL, bucket BIGINT NOT NULL,
+        ${AMOUNTS},
+        PRIMARY KEY (tenant_id, meter_id, subject, bucket)
+      );
+      CREATE TABLE rollups_total (
+        tenant_id TEXT COLLATE "C" NOT NULL, meter_id TEXT COLLATE "C" NOT NULL, bucket BIGINT NOT NULL, group_key TEXT COLLATE "C" NOT NULL,
+        ${AMOUNTS},
+        PRIMARY KEY (tenant_id, meter_id, bucket, group_key)
+      );
+      CREATE TABLE rollup_uniques_days (
+        tenant_id TEXT COLLATE "C" NOT NULL, meter_id TEXT COLLATE "C" NOT NULL, month BIGINT NOT NULL, group_key TEXT COLLATE "C" NOT NULL,
+        value TEXT COLLATE "C" NOT NULL, days INTEGER NOT NULL,
+        PRIMARY KEY (tenant_id, meter_id, month, group_key, value)
+      );
+      INSERT INTO rollups_subject_day
+        SELECT tenant_id, meter_id, subject, floor(bucket / 86400000.0)::bigint * 86400000, ${MERGED} FROM rollups GROUP BY 1, 2, 3, 4;
+      INSERT INTO rollups_total
+        SELECT tenant_id, meter_id, bucket, group_key, ${MERGED} FROM rollups GROUP BY 1, 2, 3, 4;
+      INSERT INTO rollup_uniques_days
+        SELECT tenant_id, meter_id, (extract(epoch FROM date_trunc('month', to_timestamp(bucket / 1000.0) AT TIME ZONE 'UTC')) * 1000)::bigint, group_key, value,
+          bit_or(1 << (extract(day FROM to_timestamp(bucket / 1000.0) AT TIME ZONE 'UTC')::int - 1))
+        FROM rollup_uniques GROUP BY 1, 2, 3, 4, 5;
+    `,
+    down: `
+      DROP TABLE rollup_uniques_days;
+      DROP TABLE rollups_total;
+      DROP TABLE rollups_subject_day;
     `,
   },
 ];

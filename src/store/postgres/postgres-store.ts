@@ -2,7 +2,8 @@
 // meterd processes may share one database: exactly-once and rollups rest on database keys and
 // row locks, never on in-process state. Appends in one process share commits (group commit).
 import type pg from 'pg';
-import type { AppendItem, DeltaFn, EventScan, RollupAggregation, RollupScan, Store, WindowRollupRow, WindowUniqueRow } from '../store.js';
+import { ROLLUP_TABLES } from '../levels.js';
+import type { AppendItem, DeltaFn, EventScan, LevelRollupRow, RollupAggregation, RollupScan, Store, WindowRollupRow, WindowUniqueRow } from '../store.js';
 import type { Tenant } from '../../modules/tenants/tenants.types.js';
 import type { ApiKeyRecord } from '../../modules/api-keys/api-keys.types.js';
 import type { Meter } from '../../modules/meters/meters.types.js';
@@ -245,6 +246,26 @@ export class PostgresStore implements Store {
     return r.rows.map((x) => ({ subject: x.subject, bucket: Number(x.bucket), groupKey: x.group_key, partial: partialFromRow(x) }));
   }
 
+  async readRollupLevels(tenantId: string, meterId: string): Promise<LevelRollupRow[]> {
+    const amounts = 'count, sum::text AS sum, min::text AS min, max::text AS max, latest_time, latest_seq, latest_value::text AS latest_value';
+    type Row = PartialColumns & { level: LevelRollupRow['level']; subject: string; bucket: string; group_key: string };
+    const r = await this.pool.query<Row>(
+      `SELECT 'subject-day' AS level, subject, bucket, '' AS group_key, ${amounts} FROM rollups_subject_day WHERE tenant_id = $1 AND meter_id = $2
+       UNION ALL
+       SELECT 'total-hour', '', bucket, group_key, ${amounts} FROM rollups_total WHERE tenant_id = $1 AND meter_id = $2`,
+      [tenantId, meterId],
+    );
+    return r.rows.map((x) => ({ level: x.level, subject: x.subject, bucket: Number(x.bucket), groupKey: x.group_key, partial: partialFromRow(x) }));
+  }
+
+  async readUniqueDays(tenantId: string, meterId: string) {
+    const r = await this.pool.query<{ group_key: string; value: string; month: string; days: number }>(
+      'SELECT group_key, value, month, days FROM rollup_uniques_days WHERE tenant_id = $1 AND meter_id = $2',
+      [tenantId, meterId],
+    );
+    return r.rows.map((x) => ({ groupKey: x.group_key, value: x.value, month: Number(x.month), days: x.days }));
+  }
+
   aggregateRollups(tenantId: string, agg: RollupAggregation): Promise<WindowRollupRow[]> {
     return aggregateRollups(this.pool, tenantId, agg);
   }
@@ -272,8 +293,7 @@ export class PostgresStore implements Store {
       await c.query('SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE', [tenantId]);
       const m = await c.query<{ event_type: string }>('SELECT event_type FROM meters WHERE tenant_id = $1 AND id = $2', [tenantId, meterId]);
       if (m.rows.length === 0) return;
-      await c.query('DELETE FROM rollups WHERE tenant_id = $1 AND meter_id = $2', [tenantId, meterId]);
-      await c.query('DELETE FROM rollup_uniques WHERE tenant_id = $1 AND meter_id = $2', [tenantId, meterId]);
+      for (const table of ROLLUP_TABLES) await c.query(`DELETE FROM ${table} WHERE tenant_id = $1 AND meter_id = $2`, [tenantId, meterId]);
       await backfill(c, tenantId, m.rows[0].event_type, fn);
     });
   }

@@ -1,56 +1,100 @@
 // The write path shared by appends, backfill and rebuild: multi-row statements over unnest()
 // arrays, rows sorted by key so concurrent writers lock rows in the same order (no deadlocks).
+// Every rollup level (see ../levels.ts) is written from the hourly rows of the same statement group.
 import type pg from 'pg';
-import { combineDeltas } from '../../modules/usage/partial.js';
-import type { RollupDelta } from '../../modules/usage/usage.types.js';
+import { clonePartial, combineDeltas, mergeInto } from '../../modules/usage/partial.js';
+import type { Partial, RollupDelta } from '../../modules/usage/usage.types.js';
+import { HOUR_LEVEL, SUBJECT_DAY_LEVEL, TOTAL_LEVEL, dayOf, monthDayBit, type RollupLevel } from '../levels.js';
 import { partialToColumns } from '../rows.js';
 
 const byKey = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+const NUL = '\u0000';
 
-/** Adds deltas into rollups: exact NUMERIC sums, NULL-ignoring LEAST/GREATEST, latest by (time, seq). */
+interface LevelRow {
+  key: string;
+  tenant: string;
+  meterId: string;
+  subject: string;
+  bucket: number;
+  groupKey: string;
+  partial: Partial;
+}
+
+const KEY_TYPES = { subject: 'text', bucket: 'bigint', group_key: 'text' } as const;
+
+/** Exact NUMERIC sums, NULL-ignoring LEAST/GREATEST, latest by (time, seq). */
+function upsertSql(level: RollupLevel): string {
+  const key = ['tenant_id', 'meter_id', ...level.key];
+  const types = ['text', 'text', ...level.key.map((k) => KEY_TYPES[k]), 'bigint', 'numeric', 'numeric', 'numeric', 'bigint', 'bigint', 'numeric'];
+  const later = '(excluded.latest_time, excluded.latest_seq) > (r.latest_time, r.latest_seq)';
+  return `INSERT INTO ${level.table} AS r (${key.join(', ')}, count, sum, min, max, latest_time, latest_seq, latest_value)
+    SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})
+    ON CONFLICT (${key.join(', ')}) DO UPDATE SET
+      count = r.count + excluded.count,
+      sum = r.sum + excluded.sum,
+      min = LEAST(r.min, excluded.min),
+      max = GREATEST(r.max, excluded.max),
+      latest_time = CASE WHEN ${later} THEN excluded.latest_time ELSE r.latest_time END,
+      latest_seq = CASE WHEN ${later} THEN excluded.latest_seq ELSE r.latest_seq END,
+      latest_value = CASE WHEN ${later} THEN excluded.latest_value ELSE r.latest_value END`;
+}
+
+const UPSERTS = new Map([HOUR_LEVEL, SUBJECT_DAY_LEVEL, TOTAL_LEVEL].map((l) => [l, upsertSql(l)]));
+
+async function upsertLevel(c: pg.ClientBase, level: RollupLevel, rows: LevelRow[]) {
+  if (rows.length === 0) return;
+  rows.sort((a, b) => byKey(a.key, b.key));
+  const cols = rows.map((r) => partialToColumns(r.partial));
+  const keyColumns = level.key.map((k) => rows.map((r) => (k === 'subject' ? r.subject : k === 'bucket' ? r.bucket : r.groupKey)));
+  await c.query(UPSERTS.get(level)!, [
+    rows.map((r) => r.tenant),
+    rows.map((r) => r.meterId),
+    ...keyColumns,
+    cols.map((x) => x.count),
+    cols.map((x) => x.sum),
+    cols.map((x) => x.min),
+    cols.map((x) => x.max),
+    cols.map((x) => x.latest_time),
+    cols.map((x) => x.latest_seq),
+    cols.map((x) => x.latest_value),
+  ]);
+}
+
+/** Rows of a coarser level: the hourly rows merged under another key. */
+function merged(hours: LevelRow[], rekey: (r: LevelRow) => Omit<LevelRow, 'partial'>): LevelRow[] {
+  const out = new Map<string, LevelRow>();
+  for (const h of hours) {
+    const k = rekey(h);
+    const row = out.get(k.key);
+    if (row) mergeInto(row.partial, h.partial);
+    else out.set(k.key, { ...k, partial: clonePartial(h.partial) });
+  }
+  return [...out.values()];
+}
+
+/** Adds deltas into every rollup level. */
 export async function applyDeltas(c: pg.ClientBase, deltasByTenant: Map<string, RollupDelta[]>): Promise<void> {
-  const rows: Array<{ tenant: string; key: string; d: RollupDelta }> = [];
+  const hours: LevelRow[] = [];
   const uniques: Array<{ tenant: string; key: string; d: RollupDelta }> = [];
   for (const [tenant, deltas] of deltasByTenant) {
     if (deltas.length === 0) continue;
     const combined = combineDeltas(deltas);
-    for (const d of combined.rollups) rows.push({ tenant, key: rowKey(tenant, d), d });
-    for (const d of combined.uniques) uniques.push({ tenant, key: `${rowKey(tenant, d)}\u0000${d.unique}`, d });
+    for (const d of combined.rollups) {
+      hours.push({ key: rowKey(tenant, d), tenant, meterId: d.meterId, subject: d.subject, bucket: d.bucket, groupKey: d.groupKey, partial: d.partial });
+    }
+    for (const d of combined.uniques) uniques.push({ tenant, key: `${rowKey(tenant, d)}${NUL}${d.unique}`, d });
   }
-  rows.sort((a, b) => byKey(a.key, b.key));
-  uniques.sort((a, b) => byKey(a.key, b.key));
+  const days = merged(hours, (h) => {
+    const day = dayOf(h.bucket);
+    return { key: [h.tenant, h.meterId, h.subject, day].join(NUL), tenant: h.tenant, meterId: h.meterId, subject: h.subject, bucket: day, groupKey: '' };
+  });
+  const totals = merged(hours, (h) => ({ key: [h.tenant, h.meterId, h.bucket, h.groupKey].join(NUL), tenant: h.tenant, meterId: h.meterId, subject: '', bucket: h.bucket, groupKey: h.groupKey }));
+  await upsertLevel(c, HOUR_LEVEL, hours);
+  await upsertLevel(c, SUBJECT_DAY_LEVEL, days);
+  await upsertLevel(c, TOTAL_LEVEL, totals);
 
-  if (rows.length > 0) {
-    const cols = rows.map((r) => partialToColumns(r.d.partial));
-    await c.query(
-      `INSERT INTO rollups AS r (tenant_id, meter_id, subject, bucket, group_key, count, sum, min, max, latest_time, latest_seq, latest_value)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::bigint[],
-                            $7::numeric[], $8::numeric[], $9::numeric[], $10::bigint[], $11::bigint[], $12::numeric[])
-       ON CONFLICT (tenant_id, meter_id, subject, bucket, group_key) DO UPDATE SET
-         count = r.count + excluded.count,
-         sum = r.sum + excluded.sum,
-         min = LEAST(r.min, excluded.min),
-         max = GREATEST(r.max, excluded.max),
-         latest_time = CASE WHEN (excluded.latest_time, excluded.latest_seq) > (r.latest_time, r.latest_seq) THEN excluded.latest_time ELSE r.latest_time END,
-         latest_seq = CASE WHEN (excluded.latest_time, excluded.latest_seq) > (r.latest_time, r.latest_seq) THEN excluded.latest_seq ELSE r.latest_seq END,
-         latest_value = CASE WHEN (excluded.latest_time, excluded.latest_seq) > (r.latest_time, r.latest_seq) THEN excluded.latest_value ELSE r.latest_value END`,
-      [
-        rows.map((r) => r.tenant),
-        rows.map((r) => r.d.meterId),
-        rows.map((r) => r.d.subject),
-        rows.map((r) => r.d.bucket),
-        rows.map((r) => r.d.groupKey),
-        cols.map((x) => x.count),
-        cols.map((x) => x.sum),
-        cols.map((x) => x.min),
-        cols.map((x) => x.max),
-        cols.map((x) => x.latest_time),
-        cols.map((x) => x.latest_seq),
-        cols.map((x) => x.latest_value),
-      ],
-    );
-  }
   if (uniques.length > 0) {
+    uniques.sort((a, b) => byKey(a.key, b.key));
     await c.query(
       `INSERT INTO rollup_uniques (tenant_id, meter_id, subject, bucket, group_key, value)
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[])
@@ -64,10 +108,24 @@ export async function applyDeltas(c: pg.ClientBase, deltasByTenant: Map<string, 
         uniques.map((u) => u.d.unique!),
       ],
     );
+    const months = new Map<string, { tenant: string; meterId: string; month: number; groupKey: string; value: string; days: number }>();
+    for (const { tenant, d } of uniques) {
+      const { month, bit } = monthDayBit(d.bucket);
+      const key = [tenant, d.meterId, month, d.groupKey, d.unique].join(NUL);
+      const m = months.get(key);
+      if (m) m.days |= bit;
+      else months.set(key, { tenant, meterId: d.meterId, month, groupKey: d.groupKey, value: d.unique!, days: bit });
+    }
+    const rows = [...months.entries()].sort(([a], [b]) => byKey(a, b)).map(([, m]) => m);
+    await c.query(
+      `INSERT INTO rollup_uniques_days AS r (tenant_id, meter_id, month, group_key, value, days)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::int[])
+       ON CONFLICT (tenant_id, meter_id, month, group_key, value) DO UPDATE SET days = r.days | excluded.days`,
+      [rows.map((m) => m.tenant), rows.map((m) => m.meterId), rows.map((m) => m.month), rows.map((m) => m.groupKey), rows.map((m) => m.value), rows.map((m) => m.days)],
+    );
   }
 }
 
-const rowKey = (tenant: string, d: RollupDelta) =>
-  `${tenant}\u0000${d.meterId}\u0000${d.subject}\u0000${d.bucket}\u0000${d.groupKey}`;
+const rowKey = (tenant: string, d: RollupDelta) => `${tenant}${NUL}${d.meterId}${NUL}${d.subject}${NUL}${d.bucket}${NUL}${d.groupKey}`;
 
 export { byKey };
