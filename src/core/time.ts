@@ -8,33 +8,60 @@ export type WindowSize = (typeof WINDOW_SIZES)[number];
 export const HOUR_MS = 3_600_000;
 export const MINUTE_MS = 60_000;
 
-// RFC 3339 date-time with a mandatory offset; fractional seconds beyond milliseconds are truncated.
-const RFC3339 =
-  /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
-
 /** Earliest and latest instants meterd accepts anywhere (years 1970..9999). */
 export const MIN_TIME_MS = 0;
 export const MAX_TIME_MS = 253_402_300_799_999;
 
+/** The number written by `n` ASCII digits at `i`, or -1 when one is not a digit. */
+function digits(text: string, i: number, n: number): number {
+  let v = 0;
+  for (let k = i; k < i + n; k++) {
+    const c = text.charCodeAt(k) - 48;
+    if (c < 0 || c > 9) return -1;
+    v = v * 10 + c;
+  }
+  return v;
+}
+
+/**
+ * An RFC 3339 date-time with a mandatory offset, as epoch ms: YYYY-MM-DD, "T", "t" or a space,
+ * hh:mm:ss, an optional fraction of 1-9 digits (truncated to milliseconds), then "Z", "z" or
+ * +hh:mm/-hh:mm. Read character by character: this runs for every ingested event.
+ */
 export function parseInstant(text: unknown): number | undefined {
-  if (typeof text !== 'string' || text.length > 40) return undefined;
-  const m = RFC3339.exec(text);
-  if (!m) return undefined;
-  const [, y, mo, d, h, mi, s, frac, off] = m;
-  const month = Number(mo), day = Number(d), hour = Number(h), minute = Number(mi), second = Number(s);
+  if (typeof text !== 'string' || text.length > 40 || text.length < 20) return undefined;
+  const y = digits(text, 0, 4), month = digits(text, 5, 2), day = digits(text, 8, 2);
+  const hour = digits(text, 11, 2), minute = digits(text, 14, 2), second = digits(text, 17, 2);
+  const sep = text[10];
+  if (y < 0 || month < 0 || day < 0 || hour < 0 || minute < 0 || second < 0) return undefined;
+  if (text[4] !== '-' || text[7] !== '-' || (sep !== 'T' && sep !== 't' && sep !== ' ') || text[13] !== ':' || text[16] !== ':') return undefined;
+  let i = 19;
+  let ms = 0;
+  if (text[i] === '.') {
+    let end = i + 1;
+    while (end < text.length && digits(text, end, 1) >= 0) end++;
+    const n = end - i - 1;
+    if (n < 1 || n > 9) return undefined;
+    ms = digits(text, i + 1, Math.min(n, 3)) * (n === 1 ? 100 : n === 2 ? 10 : 1);
+    i = end;
+  }
+  let offsetMin = 0;
+  const z = text[i];
+  if (z === 'Z' || z === 'z') {
+    if (text.length !== i + 1) return undefined;
+  } else if (z === '+' || z === '-') {
+    if (text.length !== i + 6 || text[i + 3] !== ':') return undefined;
+    const oh = digits(text, i + 1, 2), om = digits(text, i + 4, 2);
+    if (oh < 0 || om < 0 || oh > 23 || om > 59) return undefined;
+    offsetMin = (z === '-' ? -1 : 1) * (oh * 60 + om);
+  } else {
+    return undefined;
+  }
   if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return undefined;
-  const ms = frac ? Number(frac.slice(1, 4).padEnd(3, '0')) : 0;
-  const base = Date.UTC(Number(y), month - 1, day, hour, minute, second, ms);
+  const base = Date.UTC(y, month - 1, day, hour, minute, second, ms);
   // Date.UTC rolls 31 February into March; refuse such dates.
   const check = new Date(base);
   if (check.getUTCDate() !== day || check.getUTCMonth() !== month - 1) return undefined;
-  let offsetMin = 0;
-  if (off !== 'Z' && off !== 'z') {
-    const sign = off[0] === '-' ? -1 : 1;
-    const oh = Number(off.slice(1, 3)), om = Number(off.slice(4, 6));
-    if (oh > 23 || om > 59) return undefined;
-    offsetMin = sign * (oh * 60 + om);
-  }
   const t = base - offsetMin * MINUTE_MS;
   if (t < MIN_TIME_MS || t > MAX_TIME_MS) return undefined;
   return t;
