@@ -3,64 +3,52 @@
 // main thread; it takes plain data (decimals as text) because it crosses a thread boundary.
 import type Database from 'better-sqlite3';
 import type { AppendItem } from '../store.js';
-import type { RollupDelta } from '../../modules/usage/usage.types.js';
 import type { AppendStatus } from '../../modules/events/events.types.js';
 import { formatDecimal } from '../../core/decimal.js';
-import { RollupWriter, type WireDelta } from './rollup-writer.js';
+import { floorHour } from '../../core/time.js';
+import { RollupWriter } from './rollup-writer.js';
 
-export type { WireDelta };
-
-export interface WireEvent {
-  source: string;
-  id: string;
-  type: string | null;
-  subject: string | null;
-  time: number;
-  dataJson: string | null;
-  hash: string;
-  deltas: WireDelta[];
-}
+/**
+ * An event as it crosses to the writer thread. Tuples and one flat array of contributions, because
+ * copying between threads costs per object and per property name: this form copies in about half
+ * the time of objects. Per contribution, four slots: the meter (an index into WireJob.meters), the
+ * group key, the value as decimal text (null: COUNT, UNIQUE_COUNT) and the distinct value (or null).
+ */
+export type WireEvent = [
+  source: string,
+  id: string,
+  type: string | null,
+  subject: string | null,
+  time: number,
+  dataJson: string | null,
+  hash: string,
+  contributions: Array<number | string | null>,
+];
 
 export interface WireJob {
   tenantId: string;
   metersVersion: number;
+  meters: string[];
   events: WireEvent[];
 }
 
 export type WireResult = AppendStatus[] | { stale: true } | { error: string; code?: string };
 
-const text = (d: { toFixed(): string; isZero(): boolean } | null) => (d === null ? null : formatDecimal(d as never));
-
-/** A rollup contribution in the writer thread's terms. */
-export const wireDelta = (d: RollupDelta): WireDelta => ({
-  m: d.meterId,
-  s: d.subject,
-  g: d.groupKey,
-  b: d.bucket,
-  count: d.partial.count,
-  sum: formatDecimal(d.partial.sum),
-  min: text(d.partial.min),
-  max: text(d.partial.max),
-  lt: d.partial.latestTime,
-  lv: text(d.partial.latestValue),
-  u: d.unique,
-});
-
 export function toWire(tenantId: string, metersVersion: number, items: AppendItem[]): WireJob {
-  return {
-    tenantId,
-    metersVersion,
-    events: items.map(({ event: e, deltas }) => ({
-      source: e.source,
-      id: e.id,
-      type: e.type,
-      subject: e.subject,
-      time: e.time,
-      dataJson: e.dataJson,
-      hash: e.hash,
-      deltas: deltas.map(wireDelta),
-    })),
-  };
+  const meters: string[] = [];
+  const index = new Map<string, number>();
+  const events = items.map(({ event: e, deltas }): WireEvent => {
+    const contributions: Array<number | string | null> = [];
+    for (const d of deltas) {
+      let m = index.get(d.meterId);
+      if (m === undefined) index.set(d.meterId, (m = meters.push(d.meterId) - 1));
+      // A single event's partial (partialOf): its value is the latest value.
+      const v = d.partial.latestValue;
+      contributions.push(m, d.groupKey, v === null ? null : formatDecimal(v), d.unique ?? null);
+    }
+    return [e.source, e.id, e.type, e.subject, e.time, e.dataJson, e.hash, contributions];
+  });
+  return { tenantId, metersVersion, meters, events };
 }
 
 export class AppendWriter {
@@ -97,15 +85,26 @@ export class AppendWriter {
       const current = s.metersVersion.get(job.tenantId)?.meters_version ?? 0;
       if (current !== job.metersVersion) return { stale: true };
       const statuses: AppendStatus[] = [];
-      for (const e of job.events) {
-        const r = s.insertEvent.run(job.tenantId, e.source, e.id, e.type, e.subject, e.time, e.dataJson, e.hash, now);
+      for (const [source, id, type, subject, time, dataJson, hash, contributions] of job.events) {
+        const r = s.insertEvent.run(job.tenantId, source, id, type, subject, time, dataJson, hash, now);
         if (r.changes !== 1) {
-          statuses.push(s.eventHash.get(job.tenantId, e.source, e.id)?.hash === e.hash ? 'duplicate' : 'conflict');
+          statuses.push(s.eventHash.get(job.tenantId, source, id)?.hash === hash ? 'duplicate' : 'conflict');
           continue;
         }
         statuses.push('accepted');
         const seq = Number(r.lastInsertRowid);
-        for (const d of e.deltas) this.rollups.add(job.tenantId, d, seq);
+        const bucket = floorHour(time);
+        for (let k = 0; k < contributions.length; k += 4) {
+          this.rollups.add(job.tenantId, {
+            meterId: job.meters[contributions[k] as number],
+            subject: subject ?? '',
+            groupKey: contributions[k + 1] as string,
+            bucket,
+            time,
+            value: contributions[k + 2] as string | null,
+            unique: contributions[k + 3] as string | null,
+          }, seq);
+        }
       }
       return statuses;
     });

@@ -3,21 +3,33 @@
 import type Database from 'better-sqlite3';
 import { HOUR_LEVEL, SUBJECT_DAY_LEVEL, TOTAL_LEVEL, dayOf, monthDayBit, type RollupLevel } from '../levels.js';
 import { SMALL_INT, decAdd, decMax, decMin } from './decimal-functions.js';
+import { formatDecimal } from '../../core/decimal.js';
+import type { RollupDelta } from '../../modules/usage/usage.types.js';
 
-/** A rollup contribution as it crosses to the writer thread: amounts as decimal text. */
-export interface WireDelta {
-  m: string; // meter id
-  s: string; // subject
-  g: string; // group key
-  b: number; // bucket
-  count: number;
-  sum: string;
-  min: string | null;
-  max: string | null;
-  lt: number; // latest time
-  lv: string | null; // latest value
-  u?: string; // unique value
+/**
+ * One event's contribution to one meter: what partialOf makes of it (count 1; sum, min, max and latest
+ * all the value, or no value for COUNT and UNIQUE_COUNT), with the value as decimal text.
+ */
+export interface Contribution {
+  meterId: string;
+  subject: string;
+  groupKey: string;
+  bucket: number;
+  time: number;
+  value: string | null;
+  unique: string | null;
 }
+
+/** A per-event rollup delta (partialOf's shape) as a contribution. */
+export const contributionOf = (d: RollupDelta): Contribution => ({
+  meterId: d.meterId,
+  subject: d.subject,
+  groupKey: d.groupKey,
+  bucket: d.bucket,
+  time: d.partial.latestTime,
+  value: d.partial.latestValue === null ? null : formatDecimal(d.partial.latestValue),
+  unique: d.unique ?? null,
+});
 
 /**
  * The one rollup upsert of a level: key columns, then count, sum, min, max, latest_time, latest_seq,
@@ -72,8 +84,23 @@ class Row {
     public seq: number,
   ) {}
 
-  static of(tenant: string, d: WireDelta, seq: number): Row {
-    return new Row(tenant, d.m, d.s, d.g, d.b, d.count, d.sum, d.min, d.max, d.lt, d.lv, seq);
+  static of(tenant: string, c: Contribution, seq: number): Row {
+    return new Row(tenant, c.meterId, c.subject, c.groupKey, c.bucket, 1, c.value ?? '0', c.value, c.value, c.time, c.value, seq);
+  }
+
+  /** One more event's value (null: COUNT and UNIQUE_COUNT, nothing but the count). */
+  add(value: string | null, time: number, seq: number): void {
+    this.count++;
+    if (value !== null) {
+      this.sum = decAdd(this.sum, value);
+      this.min = this.min === null ? value : decMin(this.min, value);
+      this.max = this.max === null ? value : decMax(this.max, value);
+    }
+    if (time > this.lt || (time === this.lt && seq > this.seq)) {
+      this.lt = time;
+      this.lv = value;
+      this.seq = seq;
+    }
   }
 
   /** The same amounts under another key (a coarser level's row). */
@@ -81,7 +108,7 @@ class Row {
     return new Row(this.tenant, this.meter, subject, group, bucket, this.count, this.sum, this.min, this.max, this.lt, this.lv, this.seq);
   }
 
-  merge(o: { count: number; sum: string; min: string | null; max: string | null; lt: number; lv: string | null }, seq: number): void {
+  merge(o: Row, seq: number): void {
     this.count += o.count;
     this.sum = decAdd(this.sum, o.sum);
     this.min = this.min === null ? o.min : o.min === null ? this.min : decMin(this.min, o.min);
@@ -109,8 +136,8 @@ export class RollupWriter {
   private readonly putUnique;
   private readonly putUniqueDays;
   private hours = new Map<string, Row>();
-  private uniques = new Map<string, { tenant: string; d: WireDelta }>();
-  private uniqueDays = new Map<string, { tenant: string; d: WireDelta; month: number; days: number }>();
+  private uniques = new Map<string, { tenant: string; c: Contribution }>();
+  private uniqueDays = new Map<string, { tenant: string; c: Contribution; month: number; days: number }>();
 
   constructor(db: Database.Database) {
     this.put = {
@@ -122,22 +149,22 @@ export class RollupWriter {
     this.putUniqueDays = db.prepare(UNIQUE_DAYS_UPSERT);
   }
 
-  add(tenant: string, d: WireDelta, seq: number): void {
-    const key = tenant + NUL + d.m + NUL + d.s + NUL + d.g + NUL + d.b;
-    if (d.u !== undefined) {
-      const k = key + NUL + d.u;
+  add(tenant: string, c: Contribution, seq: number): void {
+    const key = tenant + NUL + c.meterId + NUL + c.subject + NUL + c.groupKey + NUL + c.bucket;
+    if (c.unique !== null) {
+      const k = key + NUL + c.unique;
       if (!this.uniques.has(k)) {
-        this.uniques.set(k, { tenant, d });
-        const { month, bit } = monthDayBit(d.b);
-        const dk = tenant + NUL + d.m + NUL + month + NUL + d.g + NUL + d.u;
+        this.uniques.set(k, { tenant, c });
+        const { month, bit } = monthDayBit(c.bucket);
+        const dk = tenant + NUL + c.meterId + NUL + month + NUL + c.groupKey + NUL + c.unique;
         const u = this.uniqueDays.get(dk);
         if (u) u.days |= bit;
-        else this.uniqueDays.set(dk, { tenant, d, month, days: bit });
+        else this.uniqueDays.set(dk, { tenant, c, month, days: bit });
       }
     }
     const row = this.hours.get(key);
-    if (row) row.merge(d, seq);
-    else this.hours.set(key, Row.of(tenant, d, seq));
+    if (row) row.add(c.value, c.time, seq);
+    else this.hours.set(key, Row.of(tenant, c, seq));
   }
 
   /** Writes everything added since the last flush (inside the caller's transaction). */
@@ -157,8 +184,8 @@ export class RollupWriter {
     }
     for (const r of days.values()) this.put.day.run(r.tenant, r.meter, r.subject, r.bucket, ...r.amounts());
     for (const r of totals.values()) this.put.total.run(r.tenant, r.meter, r.bucket, r.group, ...r.amounts());
-    for (const { tenant, d } of this.uniques.values()) this.putUnique.run(tenant, d.m, d.s, d.b, d.g, d.u!);
-    for (const { tenant, d, month, days } of this.uniqueDays.values()) this.putUniqueDays.run(tenant, d.m, month, d.g, d.u!, days);
+    for (const { tenant, c } of this.uniques.values()) this.putUnique.run(tenant, c.meterId, c.subject, c.bucket, c.groupKey, c.unique);
+    for (const { tenant, c, month, days } of this.uniqueDays.values()) this.putUniqueDays.run(tenant, c.meterId, month, c.groupKey, c.unique, days);
     this.clear();
   }
 

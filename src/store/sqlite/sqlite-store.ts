@@ -24,8 +24,8 @@ import {
 } from '../rows.js';
 import { GroupCommit } from '../group-commit.js';
 import { openDatabase } from './open.js';
-import { AppendWriter, toWire, wireDelta, type WireJob, type WireResult } from './append-writer.js';
-import { RollupWriter } from './rollup-writer.js';
+import { AppendWriter, toWire, type WireJob, type WireResult } from './append-writer.js';
+import { RollupWriter, contributionOf } from './rollup-writer.js';
 import { ROLLUP_TABLES } from '../levels.js';
 import { WriterClient } from './writer-client.js';
 import { RollupAggregator } from './aggregate.js';
@@ -361,7 +361,7 @@ export class SqliteStore implements Store {
   private applyDeltas(tenantId: string, deltas: RollupDelta[]) {
     const w = this.s.rollups;
     try {
-      for (const d of deltas) w.add(tenantId, wireDelta(d), d.partial.latestSeq);
+      for (const d of deltas) w.add(tenantId, contributionOf(d), d.partial.latestSeq);
       w.flush();
     } finally {
       w.clear();
