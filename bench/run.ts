@@ -161,7 +161,7 @@ async function main(): Promise<number> {
       let shown = 0;
       seed = await seedEvents(services, seedTotal, month, {
         batch: o.seedBatch,
-        concurrency: o.engine === 'postgres' ? 4 : 1,
+        concurrency: o.engine === 'postgres' ? 4 : 2,
         onProgress: (done) => {
           if (done * 10 >= (shown + 1) * seedTotal) {
             shown = Math.floor((done * 10) / seedTotal);
