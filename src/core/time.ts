@@ -58,6 +58,8 @@ export function parseInstant(text: unknown): number | undefined {
     return undefined;
   }
   if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return undefined;
+  // Years before 1900 are before MIN_TIME_MS whatever the offset, and Date.UTC would read 0-99 as 1900-1999.
+  if (y < 1900) return undefined;
   const base = Date.UTC(y, month - 1, day, hour, minute, second, ms);
   // Date.UTC rolls 31 February into March; refuse such dates.
   const check = new Date(base);
@@ -71,8 +73,8 @@ export const formatInstant = (ms: number): string => new Date(ms).toISOString();
 
 /**
  * Whether text that parseInstant accepted is already what formatInstant writes for it (UTC "Z",
- * milliseconds, "T"), so it need not be written again. Years below 1000 are left out: parseInstant
- * reads years 0-99 as 1900-1999, so their text is not the instant's.
+ * milliseconds, "T"), so it need not be written again. (Years below 1000, which parseInstant refuses,
+ * are left out.)
  */
 export const isFormattedInstant = (text: string): boolean =>
   text.length === 24 && text[10] === 'T' && text[19] === '.' && text[23] === 'Z' && text[0] !== '0';

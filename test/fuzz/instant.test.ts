@@ -14,6 +14,8 @@ function oracle(text: unknown): number | undefined {
   const [, y, mo, d, h, mi, s, frac, off] = m;
   const month = Number(mo), day = Number(d), hour = Number(h), minute = Number(mi), second = Number(s);
   if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return undefined;
+  // Years 0-99 would be read as 1900-1999 by Date.UTC; every year before 1900 is out of range anyway.
+  if (Number(y) < 1900) return undefined;
   const ms = frac ? Number(frac.slice(1, 4).padEnd(3, '0')) : 0;
   const base = Date.UTC(Number(y), month - 1, day, hour, minute, second, ms);
   const check = new Date(base);
@@ -61,5 +63,7 @@ describe('parseInstant', () => {
     for (const text of ['2024-02-29T23:59:59.999999999+23:59', '2023-02-29T00:00:00Z', '1970-01-01T00:00:00Z', '1970-01-01T00:00:00+00:01', '9999-12-31T23:59:59.999Z', '9999-12-31T23:59:59.999-00:01', '0080-01-01T00:00:00Z', '2026-01-01t00:00:00z', '2026-01-01 00:00:00.5Z', '2026-01-01T00:00:00.Z', '2026-01-01T00:00:00.1234567890Z', '2026-01-01T00:00:00', '2026-01-01T24:00:00Z', '2026-01-01T00:00:00+24:00', '2026-01-01T00:00:00+0100', ' 2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z\n']) {
       assert.equal(parseInstant(text), oracle(text), text);
     }
+    assert.equal(parseInstant('0080-01-01T00:00:00Z'), undefined, 'year 80 is not 1980');
+    assert.equal(parseInstant('1969-12-31T23:30:00-01:00'), Date.UTC(1970, 0, 1, 0, 30));
   });
 });
