@@ -39,11 +39,11 @@ const uniquesSql = (bySubject: boolean, byGroup: boolean, withSubjects: boolean)
   WHERE tenant_id = $1 AND meter_id = $2 AND bucket >= $3 AND bucket < $4
     ${withSubjects ? 'AND subject = ANY($6::text[])' : ''}`;
 
-/** Distinct values of every subject over the whole days of each window: $3 is one month, $4 window -> day bits. */
+/** Distinct values of every subject over the whole days of each window: $3-$5 are (window, month, bits of its days). */
 const uniqueDaysSql = (byGroup: boolean) => `
-  SELECT DISTINCT w.key::int AS win, ${byGroup ? 'r.group_key' : "''::text"} AS group_key, r.value
-  FROM rollup_uniques_days r JOIN jsonb_each_text($4::jsonb) w ON (r.days & w.value::int) <> 0
-  WHERE r.tenant_id = $1 AND r.meter_id = $2 AND r.month = $3`;
+  SELECT DISTINCT w.win, ${byGroup ? 'r.group_key' : "''::text"} AS group_key, r.value
+  FROM unnest($3::int[], $4::bigint[], $5::int[]) AS w(win, month, mask)
+  JOIN rollup_uniques_days r ON r.tenant_id = $1 AND r.meter_id = $2 AND r.month = w.month AND (r.days & w.mask) <> 0`;
 
 // The subject clause is left out rather than made optional with "$6 IS NULL OR": that OR would
 // keep the planner from seeking the primary key (tenant, meter, subject, bucket).
@@ -70,10 +70,15 @@ export async function aggregateUniques(pool: pg.Pool, tenantId: string, a: Rollu
   if (!plan) return hourly(range);
   const out = new Map<string, WindowUniqueRow>();
   const put = (u: WindowUniqueRow) => out.set(`${u.window}\u0000${u.groupKey}\u0000${u.value}`, u);
-  for (const [month, masks] of plan.masks) {
-    const r = await pool.query<{ win: number; group_key: string; value: string }>(uniqueDaysSql(byGroup), [tenantId, a.meterId, month, JSON.stringify(masks)]);
-    for (const x of r.rows) put({ window: Number(x.win), subject: '', groupKey: x.group_key, value: x.value });
-  }
+  const windows = [...plan.masks].flatMap(([month, masks]) => Object.entries(masks).map(([win, mask]) => ({ win: Number(win), month, mask })));
+  const r = await pool.query<{ win: number; group_key: string; value: string }>(uniqueDaysSql(byGroup), [
+    tenantId,
+    a.meterId,
+    windows.map((w) => w.win),
+    windows.map((w) => w.month),
+    windows.map((w) => w.mask),
+  ]);
+  for (const x of r.rows) put({ window: Number(x.win), subject: '', groupKey: x.group_key, value: x.value });
   for (const h of plan.hours) for (const u of await hourly(h)) put(u);
   return [...out.values()];
 }

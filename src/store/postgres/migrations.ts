@@ -147,7 +147,7 @@ export const postgresMigrations: Migration[] = [
       CREATE TABLE rollup_uniques_days (
         tenant_id TEXT COLLATE "C" NOT NULL, meter_id TEXT COLLATE "C" NOT NULL, month BIGINT NOT NULL, group_key TEXT COLLATE "C" NOT NULL,
         value TEXT COLLATE "C" NOT NULL, days INTEGER NOT NULL,
-        PRIMARY KEY (tenant_id, meter_id, month, group_key, value)
+        PRIMARY KEY (tenant_id, meter_id, month, value, group_key)
       );
       INSERT INTO rollups_subject_day
         SELECT tenant_id, meter_id, subject, floor(bucket / 86400000.0)::bigint * 86400000, ${MERGED} FROM rollups GROUP BY 1, 2, 3, 4;

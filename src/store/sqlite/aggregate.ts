@@ -80,18 +80,19 @@ export const uniquesSql = (a: Pick<AggShape, 'bySubject' | 'byGroup' | 'byBucket
 
 /**
  * Distinct values over every subject, for the whole UTC days of each window, from the per-month day
- * bits: each window asks for the bits of its days in each month it touches.
+ * bits: one (window, month, bits of the window's days in that month) row per window and month it touches.
  */
 const UNIQUE_DAYS_SQL = (byGroup: boolean) => `
-  SELECT DISTINCT CAST(w.key AS INTEGER) AS win, ${byGroup ? 'r.group_key' : "''"} AS group_key, r.value AS value
-  FROM rollup_uniques_days r JOIN json_each(@masks) w ON (r.days & w.value) != 0
-  WHERE r.tenant_id = @tenant AND r.meter_id = @meter AND r.month = @month`;
+  WITH w(win, month, mask) AS MATERIALIZED (
+    SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(@windows))
+  SELECT DISTINCT w.win AS win, ${byGroup ? 'r.group_key' : "''"} AS group_key, r.value AS value
+  FROM w JOIN rollup_uniques_days r ON r.tenant_id = @tenant AND r.meter_id = @meter AND r.month = w.month AND (r.days & w.mask) != 0`;
 
 export class RollupAggregator {
   private readonly statements = new Map<string, Database.Statement<Record<string, unknown>, AggRow>>();
   private readonly uniqueStatements = new Map<string, Database.Statement<Record<string, unknown>, { bucket: number; subject: string; group_key: string; value: string }>>();
 
-  private readonly dayBitStatements = new Map<string, Database.Statement<Record<string, unknown>, { win: number; group_key: string; value: string }>>();
+  private readonly dayBitStatements = new Map<string, Database.Statement<Record<string, unknown>, [number, string, string]>>();
 
   uniques(tenantId: string, a: RollupAggregation): WindowUniqueRow[] {
     const starts = a.windowStarts;
@@ -106,10 +107,9 @@ export class RollupAggregator {
     const put = (window: number, groupKey: string, value: string) => out.set(`${window}\u0000${groupKey}\u0000${value}`, { window, subject: '', groupKey, value });
     const sql = UNIQUE_DAYS_SQL(byGroup);
     let statement = this.dayBitStatements.get(sql);
-    if (!statement) this.dayBitStatements.set(sql, (statement = this.db.prepare(sql)));
-    for (const [month, masks] of plan.masks) {
-      for (const r of statement.all({ tenant: tenantId, meter: a.meterId, month, masks: JSON.stringify(masks) })) put(r.win, r.group_key, r.value);
-    }
+    if (!statement) this.dayBitStatements.set(sql, (statement = this.db.prepare<Record<string, unknown>, [number, string, string]>(sql).raw(true)));
+    const windows = [...plan.masks].flatMap(([month, masks]) => Object.entries(masks).map(([win, mask]) => [Number(win), month, mask]));
+    for (const [win, groupKey, value] of statement.all({ tenant: tenantId, meter: a.meterId, windows: JSON.stringify(windows) })) put(win, groupKey, value);
     for (const h of plan.hours) {
       for (const r of this.hourlyUniques(tenantId, a, { ...shape, byBucket: true }, h)) put(r.window, r.groupKey, r.value);
     }

@@ -165,7 +165,7 @@ export const sqliteMigrations: Migration[] = [
     up: `
       CREATE TABLE rollup_uniques_days (
         tenant_id TEXT NOT NULL, meter_id TEXT NOT NULL, month INTEGER NOT NULL, group_key TEXT NOT NULL, value TEXT NOT NULL, days INTEGER NOT NULL,
-        PRIMARY KEY (tenant_id, meter_id, month, group_key, value)) WITHOUT ROWID;
+        PRIMARY KEY (tenant_id, meter_id, month, value, group_key)) WITHOUT ROWID;
       -- The sum of distinct powers of two is their bitwise OR.
       INSERT INTO rollup_uniques_days SELECT tenant_id, meter_id, month, group_key, value, SUM(DISTINCT bit) FROM (
         SELECT tenant_id, meter_id, CAST(strftime('%s', bucket / 1000, 'unixepoch', 'start of month') AS INTEGER) * 1000 AS month, group_key, value,
