@@ -2,7 +2,10 @@
 import Database from 'better-sqlite3';
 import { registerDecimalAggregates, registerDecimalFunctions } from './decimal-functions.js';
 
-export function openDatabase(path: string, cacheMiB = 64): Database.Database {
+/** Page cache of the readers' connection; the writer thread gets half. Pages missing from it come from the OS file cache. */
+export const DEFAULT_CACHE_MIB = 32;
+
+export function openDatabase(path: string, cacheMiB = DEFAULT_CACHE_MIB): Database.Database {
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
   // FULL: the WAL is fsynced at every commit, so an acknowledged event survives a power cut.

@@ -23,7 +23,7 @@ import {
   type PartialColumns,
 } from '../rows.js';
 import { GroupCommit } from '../group-commit.js';
-import { openDatabase } from './open.js';
+import { DEFAULT_CACHE_MIB, openDatabase } from './open.js';
 import { AppendWriter, toWire, type WireJob, type WireResult } from './append-writer.js';
 import { RollupWriter, contributionOf } from './rollup-writer.js';
 import { ROLLUP_TABLES } from '../levels.js';
@@ -77,7 +77,7 @@ export class SqliteStore implements Store {
 
   constructor(private readonly opts: SqliteOptions) {
     if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true });
-    this.db = openDatabase(opts.path, opts.cacheMiB ?? 64);
+    this.db = openDatabase(opts.path, opts.cacheMiB ?? DEFAULT_CACHE_MIB);
     this.commits = new GroupCommit((jobs) => this.commitJobs(jobs), 512, (job) => job.items.length);
   }
 
@@ -88,7 +88,7 @@ export class SqliteStore implements Store {
         this.opts.path === ':memory:' || this.opts.writerThread === false
           ? new AppendWriter(this.db)
           // The writer's cache holds the pages appends touch (index and rollup leaves of recent hours): half the readers'.
-          : (this.writerThread = new WriterClient(this.opts.path, Math.ceil((this.opts.cacheMiB ?? 64) / 2)));
+          : (this.writerThread = new WriterClient(this.opts.path, Math.ceil((this.opts.cacheMiB ?? DEFAULT_CACHE_MIB) / 2)));
     }
     return this.appendWriter;
   }
