@@ -170,6 +170,17 @@ async function main(): Promise<number> {
         },
       });
       say(`  ${Math.round(seed.eventsPerSec)} events/s over ${seed.seconds.toFixed(1)} s`);
+      if (o.engine === 'postgres') {
+        // Planner statistics, as autovacuum would have gathered them on a database that grew over time.
+        const c = new pg.Client({ connectionString: o.pgUrl });
+        await c.connect();
+        try {
+          const tables = ['events', 'event_keys', 'rollups', 'rollups_subject_day', 'rollups_total', 'rollup_uniques', 'rollup_uniques_days'];
+          await c.query(`ANALYZE ${tables.map((t) => `${schema}.${t}`).join(', ')}`);
+        } finally {
+          await c.end();
+        }
+      }
     }
     await run(b3, servers);
     for (const q of queryCases(month, o.queryConnections)) await run(q, servers);
