@@ -6,7 +6,7 @@ import type { Services } from '../main.js';
 import { formatDecimal, type Decimal } from '../core/decimal.js';
 import { ceilHour, formatInstant, MAX_TIME_MS, MIN_TIME_MS } from '../core/time.js';
 import { compileMeter } from '../modules/meters/meter-eval.js';
-import { monthDayBit } from '../store/levels.js';
+import { dayOf, monthDayBit } from '../store/levels.js';
 import type { Meter } from '../modules/meters/meters.types.js';
 import { emptyPartial, mergeInto } from '../modules/usage/partial.js';
 import type { Partial } from '../modules/usage/usage.types.js';
@@ -30,7 +30,6 @@ export interface Difference {
 }
 
 const PAGE = 10_000;
-const DAY_MS = 86_400_000;
 
 const dec = (d: Decimal | null) => (d === null ? 'null' : formatDecimal(d));
 const describePartial = (p: Partial) =>
@@ -105,7 +104,7 @@ async function levelDifferences(services: Services, tenantId: string, meter: Met
   const add = (k: string, p: Partial) => mergeInto(want.get(k) ?? want.set(k, emptyPartial()).get(k)!, p);
   for (const [k, p] of expected) {
     const { subject, groupKey, bucket } = unkey(k);
-    add(levelKey('subject-day', key(subject, '', Math.floor(bucket / DAY_MS) * DAY_MS)), p);
+    add(levelKey('subject-day', key(subject, '', dayOf(bucket))), p);
     add(levelKey('total-hour', key('', groupKey, bucket)), p);
   }
   const got = new Map<string, Partial>();

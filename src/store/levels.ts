@@ -7,7 +7,8 @@
 //   rollup_uniques_days  distinct values per group and UTC month, with a bit per day seen
 // The coarser levels cost little at ingest (a commit's events fall into few of their rows) and a
 // query plans which level answers which part of its range (planSources), so answers never depend on it.
-import type { RollupAggregation } from './store.js';
+import { mergeInto } from '../modules/usage/partial.js';
+import type { RollupAggregation, WindowRollupRow, WindowUniqueRow } from './store.js';
 
 const DAY_MS = 86_400_000;
 export const dayOf = (bucket: number) => Math.floor(bucket / DAY_MS) * DAY_MS;
@@ -110,4 +111,19 @@ export function planUniques(a: RollupAggregation, from: number): { masks: Map<nu
   const all = withHoursAround(days.map((d) => ({ level: SUBJECT_DAY_LEVEL, from: d.from, to: d.to })), from, a.toBucket);
   if (days.length === 0 || all.length > MAX_SOURCES) return null;
   return { masks: monthMasks(days), hours: all.filter((s) => s.level === HOUR_LEVEL) };
+}
+
+const windowKey = (r: { window: number; subject: string; groupKey: string }) => `${r.window}\u0000${r.subject}\u0000${r.groupKey}`;
+
+/** Adds a row read from one source to the rows of a query, merged per (window, subject, group). */
+export function mergeWindowRow(into: Map<string, WindowRollupRow>, row: WindowRollupRow): void {
+  const key = windowKey(row);
+  const m = into.get(key);
+  if (m) mergeInto(m.partial, row.partial);
+  else into.set(key, row);
+}
+
+/** Adds a distinct value read from one source to those of a query, once per (window, subject, group). */
+export function addUniqueRow(into: Map<string, WindowUniqueRow>, row: WindowUniqueRow): void {
+  into.set(`${windowKey(row)}\u0000${row.value}`, row);
 }

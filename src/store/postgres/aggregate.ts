@@ -2,8 +2,7 @@
 // per (window, subject, group) instead of every hourly bucket. width_bucket finds a bucket's window:
 // the last start at or before it. Which level answers which part of the range: ../levels.ts.
 import type pg from 'pg';
-import { mergeInto } from '../../modules/usage/partial.js';
-import { planSources, planUniques, type RollupLevel, type Source } from '../levels.js';
+import { addUniqueRow, mergeWindowRow, planSources, planUniques, type RollupLevel, type Source } from '../levels.js';
 import { partialFromRow, type PartialColumns } from '../rows.js';
 import { partsOf, type Parts, type RollupAggregation, type WindowRollupRow, type WindowUniqueRow } from '../store.js';
 
@@ -69,7 +68,6 @@ export async function aggregateUniques(pool: pg.Pool, tenantId: string, a: Rollu
   const plan = planUniques(a, range.from);
   if (!plan) return hourly(range);
   const out = new Map<string, WindowUniqueRow>();
-  const put = (u: WindowUniqueRow) => out.set(`${u.window}\u0000${u.groupKey}\u0000${u.value}`, u);
   const windows = [...plan.masks].flatMap(([month, masks]) => Object.entries(masks).map(([win, mask]) => ({ win: Number(win), month, mask })));
   const r = await pool.query<{ win: number; group_key: string; value: string }>(uniqueDaysSql(byGroup), [
     tenantId,
@@ -78,8 +76,8 @@ export async function aggregateUniques(pool: pg.Pool, tenantId: string, a: Rollu
     windows.map((w) => w.month),
     windows.map((w) => w.mask),
   ]);
-  for (const x of r.rows) put({ window: Number(x.win), subject: '', groupKey: x.group_key, value: x.value });
-  for (const h of plan.hours) for (const u of await hourly(h)) put(u);
+  for (const x of r.rows) addUniqueRow(out, { window: Number(x.win), subject: '', groupKey: x.group_key, value: x.value });
+  for (const h of plan.hours) for (const u of await hourly(h)) addUniqueRow(out, u);
   return [...out.values()];
 }
 
@@ -93,13 +91,6 @@ export async function aggregateRollups(pool: pg.Pool, tenantId: string, a: Rollu
   const sources = planSources(a, fullRange(a).from);
   if (sources.length === 1) return read(sources[0]);
   const merged = new Map<string, WindowRollupRow>();
-  for (const source of sources) {
-    for (const row of await read(source)) {
-      const key = `${row.window}\u0000${row.subject}\u0000${row.groupKey}`;
-      const m = merged.get(key);
-      if (m) mergeInto(m.partial, row.partial);
-      else merged.set(key, row);
-    }
-  }
+  for (const source of sources) for (const row of await read(source)) mergeWindowRow(merged, row);
   return [...merged.values()];
 }

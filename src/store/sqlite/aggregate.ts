@@ -3,10 +3,10 @@
 // and compared by SQLite itself (exact int64, overflow raises), the rest by the exact dec_* aggregates.
 import type Database from 'better-sqlite3';
 import { Decimal } from '../../core/decimal.js';
-import { emptyPartial, mergeInto } from '../../modules/usage/partial.js';
+import { emptyPartial } from '../../modules/usage/partial.js';
 import type { Partial } from '../../modules/usage/usage.types.js';
 import { partsOf, type Parts, type RollupAggregation, type WindowRollupRow, type WindowUniqueRow } from '../store.js';
-import { planSources, planUniques, type RollupLevel } from '../levels.js';
+import { addUniqueRow, mergeWindowRow, planSources, planUniques, type RollupLevel } from '../levels.js';
 
 interface AggRow {
   bucket?: bigint;
@@ -104,15 +104,14 @@ export class RollupAggregator {
     if (!plan) return this.hourlyUniques(tenantId, a, shape, { from, to: a.toBucket });
 
     const out = new Map<string, WindowUniqueRow>();
-    const put = (window: number, groupKey: string, value: string) => out.set(`${window}\u0000${groupKey}\u0000${value}`, { window, subject: '', groupKey, value });
     const sql = UNIQUE_DAYS_SQL(byGroup);
     let statement = this.dayBitStatements.get(sql);
     if (!statement) this.dayBitStatements.set(sql, (statement = this.db.prepare<Record<string, unknown>, [number, string, string]>(sql).raw(true)));
     const windows = [...plan.masks].flatMap(([month, masks]) => Object.entries(masks).map(([win, mask]) => [Number(win), month, mask]));
-    for (const [win, groupKey, value] of statement.all({ tenant: tenantId, meter: a.meterId, windows: JSON.stringify(windows) })) put(win, groupKey, value);
-    for (const h of plan.hours) {
-      for (const r of this.hourlyUniques(tenantId, a, { ...shape, byBucket: true }, h)) put(r.window, r.groupKey, r.value);
+    for (const [window, groupKey, value] of statement.all({ tenant: tenantId, meter: a.meterId, windows: JSON.stringify(windows) })) {
+      addUniqueRow(out, { window, subject: '', groupKey, value });
     }
+    for (const h of plan.hours) for (const r of this.hourlyUniques(tenantId, a, { ...shape, byBucket: true }, h)) addUniqueRow(out, r);
     return [...out.values()];
   }
 
@@ -124,10 +123,7 @@ export class RollupAggregator {
     const rows = s.all(this.params(tenantId, a, range));
     if (!shape.byBucket) return rows.map((r) => ({ window: 0, subject: r.subject, groupKey: r.group_key, value: r.value }));
     const out = new Map<string, WindowUniqueRow>();
-    for (const r of rows) {
-      const window = lastAtOrBefore(starts, r.bucket);
-      out.set(`${window}\u0000${r.subject}\u0000${r.group_key}\u0000${r.value}`, { window, subject: r.subject, groupKey: r.group_key, value: r.value });
-    }
+    for (const r of rows) addUniqueRow(out, { window: lastAtOrBefore(starts, r.bucket), subject: r.subject, groupKey: r.group_key, value: r.value });
     return [...out.values()];
   }
 
@@ -168,10 +164,7 @@ export class RollupAggregator {
     for (const source of sources) {
       for (const r of this.rows({ ...shape, level: source.level }, this.params(tenantId, a, source))) {
         const window = byBucket ? lastAtOrBefore(starts, Number(r.bucket)) : 0;
-        const key = `${window}\u0000${r.subject}\u0000${r.group_key}`;
-        const m = merged.get(key);
-        if (m) mergeInto(m.partial, partialOf(r));
-        else merged.set(key, { window, subject: r.subject, groupKey: r.group_key, partial: partialOf(r) });
+        mergeWindowRow(merged, { window, subject: r.subject, groupKey: r.group_key, partial: partialOf(r) });
       }
     }
     return [...merged.values()];
