@@ -190,8 +190,9 @@ export class UsageService {
 
     const data = [...cells.values()]
       .filter((c) => c.partial.count > 0 || (c.uniques?.size ?? 0) > 0 || !grouped)
-      .sort((a, b) => a.window - b.window || cmp(a.customer, b.customer) || cmp(a.subject, b.subject) || cmp(JSON.stringify(a.dims), JSON.stringify(b.dims)))
-      .map((c): UsageRow => {
+      .map((c) => ({ c, dims: JSON.stringify(c.dims) }))
+      .sort((a, b) => a.c.window - b.c.window || cmp(a.c.customer, b.c.customer) || cmp(a.c.subject, b.c.subject) || cmp(a.dims, b.dims))
+      .map(({ c }): UsageRow => {
         const w = windows[c.window];
         const value: Decimal | null = valueOf(meter.aggregation, c.partial, c.uniques);
         const row: UsageRow = {
@@ -215,7 +216,11 @@ export class UsageService {
   }
 }
 
-const cmp = (a: string | null, b: string | null) => (a ?? '').localeCompare(b ?? '');
+/** Code-unit order: the same on every server, whatever its locale. */
+const cmp = (a: string | null, b: string | null) => {
+  const x = a ?? '', y = b ?? '';
+  return x < y ? -1 : x > y ? 1 : 0;
+};
 
 export interface SourcePlan {
   rollupRanges: Window[];

@@ -13,6 +13,8 @@ interface AggRow {
   subject: string;
   group_key: string;
   count: bigint;
+  /** SQLite's own SUM: exact when it comes back as an integer (every input was one). */
+  native_sum?: bigint | number | null;
   int_sum?: bigint | null;
   dec_sum?: string | null;
   int_min?: bigint | null;
@@ -30,13 +32,20 @@ export interface AggShape {
   /** Group by bucket too (several windows): buckets are then merged into windows in JS. */
   byBucket: boolean;
   withSubjects: boolean;
-  /** false sends every sum through dec_sum (the fallback after an int64 overflow). */
-  intSum: boolean;
+  /**
+   * How sums are added: 'native' by SQLite alone (exact only when every amount is an INTEGER, which
+   * the answer's type tells), 'split' integers natively and the rest by dec_sum, 'decimal' all by
+   * dec_sum (after an int64 overflow).
+   */
+  sum: 'native' | 'split' | 'decimal';
   parts: Parts;
 }
 
-/** An INTEGER, or text that round-trips through a 64-bit integer: a canonical integer SQLite can add exactly. */
-const isInt = (col: string) => `(typeof(${col}) = 'integer' OR CAST(CAST(${col} AS INTEGER) AS TEXT) = ${col})`;
+/**
+ * Amounts that fit 15 digits are stored as INTEGER, the rest (fractions, big integers) as canonical
+ * decimal text, which the exact dec_* aggregates take.
+ */
+const isInt = (col: string) => `typeof(${col}) = 'integer'`;
 const TIME_DIGITS = 16;
 const SEQ_DIGITS = 20;
 
@@ -51,7 +60,10 @@ const skipScan = (table: string) => `subj(s) AS (
 const RANGE = 'r.tenant_id = @tenant AND r.meter_id = @meter AND r.subject = subj.s AND r.bucket >= @from AND r.bucket < @to';
 
 export function aggregateSql(a: AggShape): string {
-  const sumInt = a.intSum ? isInt('r.sum') : '0';
+  const sumInt = a.sum === 'split' ? isInt('r.sum') : '0';
+  const sums = a.sum === 'native'
+    ? ['SUM(r.sum) AS native_sum']
+    : [`SUM(r.sum) FILTER (WHERE ${sumInt}) AS int_sum`, `dec_sum(r.sum) FILTER (WHERE NOT (${sumInt})) AS dec_sum`];
   const hasSubject = a.level.key.includes('subject');
   const group = a.byGroup && a.level.key.includes('group_key');
   const columns = [
@@ -59,9 +71,9 @@ export function aggregateSql(a: AggShape): string {
     `${a.bySubject ? 'r.subject' : "''"} AS subject`,
     `${group ? 'r.group_key' : "''"} AS group_key`,
     'SUM(r.count) AS count',
-    ...(a.parts.sum ? [`SUM(CAST(r.sum AS INTEGER)) FILTER (WHERE ${sumInt}) AS int_sum`, `dec_sum(r.sum) FILTER (WHERE NOT (${sumInt})) AS dec_sum`] : []),
-    ...(a.parts.min ? [`MIN(CAST(r.min AS INTEGER)) FILTER (WHERE ${isInt('r.min')}) AS int_min`, `dec_min_agg(r.min) FILTER (WHERE NOT (${isInt('r.min')})) AS dec_min`] : []),
-    ...(a.parts.max ? [`MAX(CAST(r.max AS INTEGER)) FILTER (WHERE ${isInt('r.max')}) AS int_max`, `dec_max_agg(r.max) FILTER (WHERE NOT (${isInt('r.max')})) AS dec_max`] : []),
+    ...(a.parts.sum ? sums : []),
+    ...(a.parts.min ? [`MIN(r.min) FILTER (WHERE ${isInt('r.min')}) AS int_min`, `dec_min_agg(r.min) FILTER (WHERE NOT (${isInt('r.min')})) AS dec_min`] : []),
+    ...(a.parts.max ? [`MAX(r.max) FILTER (WHERE ${isInt('r.max')}) AS int_max`, `dec_max_agg(r.max) FILTER (WHERE NOT (${isInt('r.max')})) AS dec_max`] : []),
     // The latest of a group: the greatest (time, seq), zero-padded so text order is numeric order.
     a.parts.latest ? `MAX(printf('%0${TIME_DIGITS}d%0${SEQ_DIGITS}d', r.latest_time, r.latest_seq) || coalesce('v' || r.latest_value, 'n')) AS latest` : null,
   ].filter((c) => c !== null);
@@ -79,20 +91,27 @@ export const uniquesSql = (a: Pick<AggShape, 'bySubject' | 'byGroup' | 'byBucket
     FROM subj CROSS JOIN rollup_uniques r WHERE ${RANGE}`;
 
 /**
- * Distinct values over every subject, for the whole UTC days of each window, from the per-month day
- * bits: one (window, month, bits of the window's days in that month) row per window and month it touches.
+ * Distinct values over every subject for the whole UTC days of one month: a seek on the month, then
+ * the rows in key order (value, group), so GROUP BY value streams without sorting. Rows are kept when
+ * one of the asked days (the bits of @mask) saw the value.
  */
-const UNIQUE_DAYS_SQL = (byGroup: boolean) => `
-  WITH w(win, month, mask) AS MATERIALIZED (
-    SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(@windows))
-  SELECT DISTINCT w.win AS win, ${byGroup ? 'r.group_key' : "''"} AS group_key, r.value AS value
-  FROM w JOIN rollup_uniques_days r ON r.tenant_id = @tenant AND r.meter_id = @meter AND r.month = w.month AND (r.days & w.mask) != 0`;
+const UNIQUE_DAYS_SQL = (byGroup: boolean, withDays: boolean) => `
+  SELECT r.value, ${byGroup ? 'r.group_key' : "''"}${withDays ? ', r.days' : ''} FROM rollup_uniques_days r
+  WHERE r.tenant_id = @tenant AND r.meter_id = @meter AND r.month = @month AND (r.days & @mask) != 0
+  ${byGroup || withDays ? '' : 'GROUP BY r.value'}`;
 
 export class RollupAggregator {
   private readonly statements = new Map<string, Database.Statement<Record<string, unknown>, AggRow>>();
   private readonly uniqueStatements = new Map<string, Database.Statement<Record<string, unknown>, { bucket: number; subject: string; group_key: string; value: string }>>();
 
-  private readonly dayBitStatements = new Map<string, Database.Statement<Record<string, unknown>, [number, string, string]>>();
+  private readonly dayBitStatements = new Map<string, Database.Statement<Record<string, unknown>, unknown[]>>();
+
+  private dayBits(byGroup: boolean, withDays: boolean) {
+    const sql = UNIQUE_DAYS_SQL(byGroup, withDays);
+    let statement = this.dayBitStatements.get(sql);
+    if (!statement) this.dayBitStatements.set(sql, (statement = this.db.prepare<Record<string, unknown>, unknown[]>(sql).raw(true)));
+    return statement;
+  }
 
   uniques(tenantId: string, a: RollupAggregation): WindowUniqueRow[] {
     const starts = a.windowStarts;
@@ -104,12 +123,21 @@ export class RollupAggregator {
     if (!plan) return this.hourlyUniques(tenantId, a, shape, { from, to: a.toBucket });
 
     const out = new Map<string, WindowUniqueRow>();
-    const sql = UNIQUE_DAYS_SQL(byGroup);
-    let statement = this.dayBitStatements.get(sql);
-    if (!statement) this.dayBitStatements.set(sql, (statement = this.db.prepare<Record<string, unknown>, [number, string, string]>(sql).raw(true)));
-    const windows = [...plan.masks].flatMap(([month, masks]) => Object.entries(masks).map(([win, mask]) => [Number(win), month, mask]));
-    for (const [window, groupKey, value] of statement.all({ tenant: tenantId, meter: a.meterId, windows: JSON.stringify(windows) })) {
-      addUniqueRow(out, { window, subject: '', groupKey, value });
+    for (const [month, masks] of plan.masks) {
+      const windows = Object.entries(masks).map(([win, mask]) => [Number(win), mask] as const);
+      const params = { tenant: tenantId, meter: a.meterId, month };
+      if (windows.length === 1) {
+        const [window, mask] = windows[0];
+        for (const [value, groupKey] of this.dayBits(byGroup, false).all({ ...params, mask }) as [string, string][]) {
+          addUniqueRow(out, { window, subject: '', groupKey, value });
+        }
+        continue;
+      }
+      // Several windows in the month (DAY windows, say): one pass, each row given to the windows its days meet.
+      const all = windows.reduce((m, [, mask]) => m | mask, 0);
+      for (const [value, groupKey, days] of this.dayBits(byGroup, true).all({ ...params, mask: all }) as [string, string, number][]) {
+        for (const [window, mask] of windows) if ((days & mask) !== 0) addUniqueRow(out, { window, subject: '', groupKey, value });
+      }
     }
     for (const h of plan.hours) for (const r of this.hourlyUniques(tenantId, a, { ...shape, byBucket: true }, h)) addUniqueRow(out, r);
     return [...out.values()];
@@ -154,7 +182,7 @@ export class RollupAggregator {
     if (starts.length === 0) return [];
     const sources = planSources(a, Math.max(a.fromBucket, starts[0]));
     const byBucket = starts.length > 1;
-    const shape = { bySubject: a.bySubject, byGroup: a.byGroup !== false, byBucket, withSubjects: a.subjects !== undefined, intSum: true, parts: partsOf(a.aggregation) };
+    const shape = { bySubject: a.bySubject, byGroup: a.byGroup !== false, byBucket, withSubjects: a.subjects !== undefined, sum: 'native' as const, parts: partsOf(a.aggregation) };
     if (sources.length === 1 && !byBucket) {
       return this.rows({ ...shape, level: sources[0].level }, this.params(tenantId, a, sources[0]))
         .map((r) => ({ window: 0, subject: r.subject, groupKey: r.group_key, partial: partialOf(r) }));
@@ -170,12 +198,18 @@ export class RollupAggregator {
     return [...merged.values()];
   }
 
+  /**
+   * SQLite's SUM first: it answers an integer exactly when every amount was one. A group that held a
+   * fraction comes back as a float, and the query is then asked again with exact decimal sums.
+   */
   private rows(shape: AggShape, params: Record<string, unknown>): AggRow[] {
     try {
-      return this.statement(shape).all(params);
+      const rows = this.statement(shape).all(params);
+      if (shape.sum !== 'native' || rows.every((r) => typeof r.native_sum !== 'number')) return rows;
+      return this.statement({ ...shape, sum: 'split' }).all(params);
     } catch (e) {
       if (!/integer overflow/i.test((e as Error).message)) throw e;
-      return this.statement({ ...shape, intSum: false }).all(params);
+      return this.statement({ ...shape, sum: 'decimal' }).all(params);
     }
   }
 }
@@ -202,7 +236,11 @@ function pick(a: Decimal | null, b: Decimal | null, lesser: boolean): Decimal | 
 function partialOf(r: AggRow): Partial {
   const p = emptyPartial();
   p.count = Number(r.count);
-  if (r.int_sum !== undefined) p.sum = (dec(r.int_sum) ?? p.sum).plus(r.dec_sum ?? 0);
+  if (r.native_sum !== undefined) p.sum = dec(r.native_sum as bigint | null) ?? p.sum;
+  else if (r.int_sum !== undefined) {
+    const int = dec(r.int_sum);
+    p.sum = int && r.dec_sum ? int.plus(r.dec_sum) : (int ?? dec(r.dec_sum) ?? p.sum);
+  }
   if (r.int_min !== undefined) p.min = pick(dec(r.int_min), dec(r.dec_min), true);
   if (r.int_max !== undefined) p.max = pick(dec(r.int_max), dec(r.dec_max), false);
   if (r.latest) {

@@ -21,8 +21,13 @@ export const decMin = (a: string, b: string) => (decCompare(a, b) <= 0 ? a : b);
 export const decMax = (a: string, b: string) => (decCompare(a, b) >= 0 ? a : b);
 
 export function registerDecimalFunctions(db: Database.Database) {
-  const opts = { deterministic: true, directOnly: true } as const;
-  db.function('dec_add', opts, (a: unknown, b: unknown) => decAdd(String(a), String(b)));
+  // safeIntegers: INTEGER arguments arrive as BigInt and go back as INTEGER (a number would be REAL).
+  const opts = { deterministic: true, directOnly: true, safeIntegers: true } as const;
+  // A small integer goes back as a BigInt, so SQLite stores it as INTEGER and later adds are native.
+  db.function('dec_add', opts, (a: unknown, b: unknown) => {
+    const sum = decAdd(String(a), String(b));
+    return SMALL_INT.test(sum) ? BigInt(sum) : sum;
+  });
   // NULL means "no value yet": the other side wins.
   db.function('dec_min', opts, (a: unknown, b: unknown) => (a === null ? b : b === null ? a : decCompare(String(a), String(b)) <= 0 ? a : b));
   db.function('dec_max', opts, (a: unknown, b: unknown) => (a === null ? b : b === null ? a : decCompare(String(a), String(b)) >= 0 ? a : b));

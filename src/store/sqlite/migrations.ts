@@ -8,6 +8,9 @@ const HOUR_COLUMNS = `tenant_id TEXT NOT NULL, meter_id TEXT NOT NULL, subject T
 /** Canonical decimal text of a small integer as an INTEGER (what sqlValue does on writes). */
 const asAmount = (col: string) =>
   `CASE WHEN typeof(${col}) = 'text' AND CAST(CAST(${col} AS INTEGER) AS TEXT) = ${col} AND abs(CAST(${col} AS INTEGER)) < 1000000000000000 THEN CAST(${col} AS INTEGER) ELSE ${col} END`;
+/** asAmount, and a REAL holding a small integer (as binding a JS number wrote it) as an INTEGER. */
+const asInteger = (col: string) =>
+  `CASE WHEN typeof(${col}) = 'real' AND ${col} = CAST(${col} AS INTEGER) AND abs(${col}) < 1000000000000000 THEN CAST(${col} AS INTEGER) ELSE ${asAmount(col)} END`;
 /**
  * Fills a coarser level from the hourly rollups. The latest value is taken from the row holding the
  * greatest (time, seq): with exactly one built-in max() in the query, SQLite reads bare columns from that row.
@@ -174,5 +177,15 @@ export const sqliteMigrations: Migration[] = [
       GROUP BY tenant_id, meter_id, month, group_key, value;
     `,
     down: 'DROP TABLE rollup_uniques_days;',
+  },
+  {
+    version: 5,
+    name: 'small integer amounts stored as INTEGER',
+    // Writes bound small integers as REAL (exact below 10^15, but never on the native integer path)
+    // and dec_add gave them back as text.
+    up: ['rollups', 'rollups_subject_day', 'rollups_total'].map((t) => `
+      UPDATE ${t} SET sum = ${asInteger('sum')}, min = ${asInteger('min')}, max = ${asInteger('max')}, latest_value = ${asInteger('latest_value')}
+      WHERE typeof(sum) != 'integer' OR typeof(min) NOT IN ('integer', 'null') OR typeof(max) NOT IN ('integer', 'null') OR typeof(latest_value) NOT IN ('integer', 'null');`).join(''),
+    down: '',
   },
 ];

@@ -63,8 +63,9 @@ export const UNIQUE_DAYS_UPSERT = `INSERT INTO rollup_uniques_days (tenant_id, m
   ON CONFLICT (tenant_id, meter_id, month, value, group_key) DO UPDATE SET days = days | excluded.days`;
 
 /** Decimal text as SQLite stores it: small integers as INTEGER (added natively), the rest as exact TEXT. */
-export function sqlValue(v: string | null): string | number | null {
-  return v !== null && SMALL_INT.test(v) ? Number(v) : v;
+export function sqlValue(v: string | null): string | bigint | null {
+  // A BigInt: better-sqlite3 binds every JS number as REAL, which the upsert's integer path skips.
+  return v !== null && SMALL_INT.test(v) ? BigInt(v) : v;
 }
 
 /** One row of a level being accumulated; a class, so every row has the same shape. */
@@ -120,7 +121,7 @@ class Row {
     }
   }
 
-  amounts(): Array<number | string | null> {
+  amounts(): Array<number | bigint | string | null> {
     return [this.count, sqlValue(this.sum), sqlValue(this.min), sqlValue(this.max), this.lt, this.seq, sqlValue(this.lv)];
   }
 }

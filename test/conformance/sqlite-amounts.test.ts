@@ -1,0 +1,85 @@
+// How SQLite stores rollup amounts: small integers as INTEGER (so upserts and SUM add them natively,
+// exactly), everything else as exact decimal text. A JS number would be bound as REAL and skip that path.
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import { registerDecimalAggregates, registerDecimalFunctions } from '../../src/store/sqlite/decimal-functions.js';
+import { sqliteMigrations } from '../../src/store/sqlite/migrations.js';
+import { append, assertRollupsMatchEvents, createMeter, mkEvent, mkMeter, newTenant } from './helpers.js';
+
+const HOUR = 3_600_000;
+const T0 = Date.UTC(2024, 4, 31, 20);
+const LEVELS = ['rollups', 'rollups_subject_day', 'rollups_total'];
+const dir = mkdtempSync(join(tmpdir(), 'meterd-amounts-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** typeof() of amount columns, per level, for one meter. */
+function storedTypes(path: string, meterId: string, columns = ['sum', 'max', 'latest_value']) {
+  const db = new Database(path, { readonly: true });
+  try {
+    const types = columns.map((c) => `typeof(${c})`).join(` || ',' || `);
+    return Object.fromEntries(LEVELS.map((t) => [t, db.prepare(`SELECT DISTINCT ${types} FROM ${t} WHERE meter_id = ?`).pluck().all(meterId)]));
+  } finally {
+    db.close();
+  }
+}
+
+describe('sqlite amounts', () => {
+  it('are INTEGER for small integers and text otherwise, on every level, after appends and merges', async () => {
+    const path = join(dir, 'types.sqlite');
+    const store = new SqliteStore({ path });
+    await store.migrate();
+    try {
+      const t = await newTenant(store);
+      const ints = mkMeter(t, 'ints', 'SUM');
+      const maxes = mkMeter(t, 'maxes', 'MAX', { type: 'other' });
+      await createMeter(store, ints);
+      await createMeter(store, maxes);
+      // Two commits into the same buckets, so the second one goes through the upsert's merge.
+      for (const round of [0, 1]) {
+        await append(store, t, [
+          mkEvent({ id: `i${round}a`, time: T0, data: { value: '120' } }),
+          mkEvent({ id: `i${round}b`, time: T0 + HOUR, data: { value: '-7' } }),
+          mkEvent({ id: `m${round}`, type: 'other', time: T0, data: { value: round === 0 ? '2.5' : '999999999999999' } }),
+        ]);
+      }
+      const types = storedTypes(path, ints.id);
+      for (const t of LEVELS) assert.deepEqual(types[t], ['integer,integer,integer'], t);
+      // A decimal, then a greater 15-digit integer: MAX and the latest value are that integer again.
+      for (const [t, v] of Object.entries(storedTypes(path, maxes.id, ['max', 'latest_value']))) assert.deepEqual(v, ['integer,integer'], t);
+      await append(store, t, [mkEvent({ id: 'frac', time: T0, data: { value: '0.25' } }), mkEvent({ id: 'big', time: T0 + HOUR, data: { value: '5000000000000000' } })]);
+      // A fraction, and a sum past 15 digits: exact text from then on.
+      const after = storedTypes(path, ints.id, ['sum']);
+      for (const t of LEVELS) assert.deepEqual(after[t], ['text'], t);
+      await assertRollupsMatchEvents(store, t, ints);
+      await assertRollupsMatchEvents(store, t, maxes);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('written as REAL or text by earlier versions become INTEGER in migration 5, unchanged in value', async () => {
+    const path = join(dir, 'migrate.sqlite');
+    const db = new Database(path);
+    registerDecimalFunctions(db);
+    registerDecimalAggregates(db);
+    for (const m of sqliteMigrations.filter((x) => x.version <= 4)) db.exec(m.up);
+    const cols = 'tenant_id, meter_id, subject, bucket, group_key, count, sum, min, max, latest_time, latest_seq, latest_value';
+    const put = db.prepare(`INSERT INTO rollups (${cols}) VALUES ('t', 'm', ?, 0, '', 1, ?, ?, ?, 0, 0, ?)`);
+    put.run('real', 120, -3.0, 999999999999999, 5); // JS numbers: bound as REAL
+    put.run('text', '120', '-3', null, '5');
+    put.run('decimal', '0.5', '1e3x', '1000000000000000', null);
+    db.exec(sqliteMigrations.find((x) => x.version === 5)!.up);
+    const rows = db.prepare('SELECT subject, sum, typeof(sum) ts, min, typeof(min) tm, max, typeof(max) tx, latest_value, typeof(latest_value) tl FROM rollups ORDER BY subject').all();
+    db.close();
+    assert.deepEqual(rows, [
+      { subject: 'decimal', sum: '0.5', ts: 'text', min: '1e3x', tm: 'text', max: '1000000000000000', tx: 'text', latest_value: null, tl: 'null' },
+      { subject: 'real', sum: 120, ts: 'integer', min: -3, tm: 'integer', max: 999999999999999, tx: 'integer', latest_value: 5, tl: 'integer' },
+      { subject: 'text', sum: 120, ts: 'integer', min: -3, tm: 'integer', max: null, tx: 'null', latest_value: 5, tl: 'integer' },
+    ]);
+  });
+});
