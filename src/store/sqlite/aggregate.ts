@@ -49,15 +49,12 @@ const isInt = (col: string) => `typeof(${col}) = 'integer'`;
 const TIME_DIGITS = 16;
 const SEQ_DIGITS = 20;
 
-// Rows are read subject by subject through the primary key (subject, bucket, ...): a range seek per
-// subject reads only the range, in key order, where the bucket index would cost a lookup per row.
-// Without a subject filter the subjects come from a skip scan of the primary key.
-const SUBJECTS_GIVEN = 'subj(s) AS (SELECT DISTINCT value FROM json_each(@subjects))';
-const skipScan = (table: string) => `subj(s) AS (
-    SELECT (SELECT min(subject) FROM ${table} WHERE tenant_id = @tenant AND meter_id = @meter)
-    UNION ALL
-    SELECT (SELECT min(subject) FROM ${table} WHERE tenant_id = @tenant AND meter_id = @meter AND subject > subj.s) FROM subj WHERE subj.s IS NOT NULL)`;
-const RANGE = 'r.tenant_id = @tenant AND r.meter_id = @meter AND r.subject = subj.s AND r.bucket >= @from AND r.bucket < @to';
+// Rows are read by bucket range through the primary key (tenant, meter, bucket, ...); with a subject
+// filter, through the (subject, bucket) index, named because the planner would rather filter a range
+// of every subject than look rows up from an index that does not cover them.
+const rowsOf = (table: string, withSubjects: boolean) => withSubjects
+  ? `${table} r INDEXED BY ${table}_subject WHERE r.tenant_id = @tenant AND r.meter_id = @meter AND r.subject IN (SELECT value FROM json_each(@subjects)) AND r.bucket >= @from AND r.bucket < @to`
+  : `${table} r WHERE r.tenant_id = @tenant AND r.meter_id = @meter AND r.bucket >= @from AND r.bucket < @to`;
 
 export function aggregateSql(a: AggShape): string {
   const sumInt = a.sum === 'split' ? isInt('r.sum') : '0';
@@ -78,17 +75,14 @@ export function aggregateSql(a: AggShape): string {
     a.parts.latest ? `MAX(printf('%0${TIME_DIGITS}d%0${SEQ_DIGITS}d', r.latest_time, r.latest_seq) || coalesce('v' || r.latest_value, 'n')) AS latest` : null,
   ].filter((c) => c !== null);
   const groupBy = [a.byBucket ? 'r.bucket' : null, a.bySubject ? 'r.subject' : null, group ? 'r.group_key' : null].filter((c) => c !== null);
-  const from = hasSubject
-    ? `WITH RECURSIVE ${a.withSubjects ? SUBJECTS_GIVEN : skipScan(a.level.table)} SELECT ${columns.join(', ')} FROM subj CROSS JOIN ${a.level.table} r WHERE ${RANGE}`
-    : `SELECT ${columns.join(', ')} FROM ${a.level.table} r WHERE r.tenant_id = @tenant AND r.meter_id = @meter AND r.bucket >= @from AND r.bucket < @to`;
+  const from = `SELECT ${columns.join(', ')} FROM ${rowsOf(a.level.table, hasSubject && a.withSubjects)}`;
   // HAVING: without GROUP BY an aggregate answers one row even over no rows.
   return `${from} ${groupBy.length > 0 ? `GROUP BY ${groupBy.join(', ')}` : ''} HAVING COUNT(*) > 0`;
 }
 
 export const uniquesSql = (a: Pick<AggShape, 'bySubject' | 'byGroup' | 'byBucket' | 'withSubjects'>) =>
-  `WITH RECURSIVE ${a.withSubjects ? SUBJECTS_GIVEN : skipScan('rollup_uniques')}
-    SELECT DISTINCT ${a.byBucket ? 'r.bucket' : '0'} AS bucket, ${a.bySubject ? 'r.subject' : "''"} AS subject, ${a.byGroup ? 'r.group_key' : "''"} AS group_key, r.value AS value
-    FROM subj CROSS JOIN rollup_uniques r WHERE ${RANGE}`;
+  `SELECT DISTINCT ${a.byBucket ? 'r.bucket' : '0'} AS bucket, ${a.bySubject ? 'r.subject' : "''"} AS subject, ${a.byGroup ? 'r.group_key' : "''"} AS group_key, r.value AS value
+    FROM ${rowsOf('rollup_uniques', a.withSubjects)}`;
 
 /**
  * Distinct values over every subject for the whole UTC days of one month: a seek on the month, then

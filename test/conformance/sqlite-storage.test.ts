@@ -1,5 +1,6 @@
-// How SQLite stores rollup amounts: small integers as INTEGER (so upserts and SUM add them natively,
-// exactly), everything else as exact decimal text. A JS number would be bound as REAL and skip that path.
+// How SQLite lays rollups out. Amounts: small integers as INTEGER (so upserts and SUM add them
+// natively, exactly), everything else as exact decimal text; a JS number would be bound as REAL and
+// skip that path. Keys: bucket first, so the rows a commit updates are neighbours.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -28,7 +29,7 @@ function storedTypes(path: string, meterId: string, columns = ['sum', 'max', 'la
   }
 }
 
-describe('sqlite amounts', () => {
+describe('sqlite storage', () => {
   it('are INTEGER for small integers and text otherwise, on every level, after appends and merges', async () => {
     const path = join(dir, 'types.sqlite');
     const store = new SqliteStore({ path });
@@ -81,5 +82,32 @@ describe('sqlite amounts', () => {
       { subject: 'real', sum: 120, ts: 'integer', min: -3, tm: 'integer', max: 999999999999999, tx: 'integer', latest_value: 5, tl: 'integer' },
       { subject: 'text', sum: 120, ts: 'integer', min: -3, tm: 'integer', max: null, tx: 'null', latest_value: 5, tl: 'integer' },
     ]);
+  });
+
+  it('keeps every rollup row through migration 6 (bucket-first keys) and back', async () => {
+    const path = join(dir, 'reorder.sqlite');
+    const db = new Database(path);
+    registerDecimalFunctions(db);
+    registerDecimalAggregates(db);
+    for (const m of sqliteMigrations.filter((x) => x.version <= 5)) db.exec(m.up);
+    const amounts = "1, 5, 1, 4, 7, 9, '2.5'";
+    for (const [subject, bucket] of [['b', 7200000], ['a', 3600000], ['a', 0], ['c', 0]] as const) {
+      db.prepare(`INSERT INTO rollups VALUES ('t', 'm', ?, ?, '{}', ${amounts})`).run(subject, bucket);
+      db.prepare(`INSERT INTO rollups_subject_day VALUES ('t', 'm', ?, ?, ${amounts})`).run(subject, bucket);
+      db.prepare("INSERT INTO rollup_uniques VALUES ('t', 'm', ?, ?, '{}', 'u1'), ('t', 'm', ?, ?, '{}', 'u2')").run(subject, bucket, subject, bucket);
+    }
+    const dump = () => Object.fromEntries(['rollups', 'rollups_subject_day', 'rollup_uniques'].map((t) => [t, db.prepare(`SELECT * FROM ${t} ORDER BY subject, bucket`).all()]));
+    const keyOrder = (t: string) => db.prepare(`SELECT subject || '@' || bucket, latest_time FROM ${t}`).pluck().all();
+    const before = dump();
+    const v6 = sqliteMigrations.find((x) => x.version === 6)!;
+    db.exec(v6.up);
+    assert.deepEqual(dump(), before);
+    // A scan that needs the amounts reads the table itself, in primary key order: bucket first now.
+    assert.deepEqual(keyOrder('rollups_subject_day'), ['a@0', 'c@0', 'a@3600000', 'b@7200000']);
+    assert.match(db.prepare("SELECT sql FROM sqlite_master WHERE name = 'rollups'").pluck().get() as string, /PRIMARY KEY \(tenant_id, meter_id, bucket, subject, group_key\)/);
+    db.exec(v6.down);
+    assert.deepEqual(dump(), before);
+    assert.deepEqual(keyOrder('rollups_subject_day'), ['a@0', 'a@3600000', 'b@7200000', 'c@0']);
+    db.close();
   });
 });
