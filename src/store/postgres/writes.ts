@@ -120,7 +120,8 @@ export async function applyDeltas(c: pg.ClientBase, deltasByTenant: Map<string, 
     await c.query(
       `INSERT INTO rollup_uniques_days AS r (tenant_id, meter_id, month, group_key, value, days)
        SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::int[])
-       ON CONFLICT (tenant_id, meter_id, month, value, group_key) DO UPDATE SET days = r.days | excluded.days`,
+       ON CONFLICT (tenant_id, meter_id, month, value, group_key) DO UPDATE SET days = r.days | excluded.days
+       WHERE r.days | excluded.days <> r.days`,
       [rows.map((m) => m.tenant), rows.map((m) => m.meterId), rows.map((m) => m.month), rows.map((m) => m.groupKey), rows.map((m) => m.value), rows.map((m) => m.days)],
     );
   }

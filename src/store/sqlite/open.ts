@@ -11,6 +11,10 @@ export function openDatabase(path: string, cacheMiB = DEFAULT_CACHE_MIB): Databa
   // FULL: the WAL is fsynced at every commit, so an acknowledged event survives a power cut.
   db.pragma('synchronous = FULL');
   db.pragma('busy_timeout = 5000');
+  // Checkpoint every ~40 MB of WAL rather than every 4 MB: the pages a commit rewrites (the current
+  // hour's rollups, recent index leaves) are copied back once per checkpoint, not once per commit.
+  // B2 measured +10% against the default 1000 pages; no checkpoints at all was slower (a long WAL).
+  db.pragma('wal_autocheckpoint = 10000');
   db.pragma('foreign_keys = ON');
   db.pragma(`cache_size = -${cacheMiB * 1024}`);
   registerDecimalFunctions(db);

@@ -58,9 +58,11 @@ export const UNIQUE_INSERT = 'INSERT OR IGNORE INTO rollup_uniques (tenant_id, m
 /**
  * Distinct values over every subject: one row per (group, value, UTC month) with a bit per day the
  * value was seen, so a month of a UNIQUE_COUNT reads one row per distinct value, not one per hour.
+ * A day already set writes nothing, so the row's page stays clean.
  */
 export const UNIQUE_DAYS_UPSERT = `INSERT INTO rollup_uniques_days (tenant_id, meter_id, month, group_key, value, days) VALUES (?, ?, ?, ?, ?, ?)
-  ON CONFLICT (tenant_id, meter_id, month, value, group_key) DO UPDATE SET days = days | excluded.days`;
+  ON CONFLICT (tenant_id, meter_id, month, value, group_key) DO UPDATE SET days = days | excluded.days
+  WHERE days | excluded.days != days`;
 
 /** Decimal text as SQLite stores it: small integers as INTEGER (added natively), the rest as exact TEXT. */
 export function sqlValue(v: string | null): string | bigint | null {
