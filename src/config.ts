@@ -25,6 +25,7 @@ export const ConfigSchema = Type.Object({
   RATE_LIMIT_PER_SECOND: Int(2000, 0, 10_000_000, 'requests per second per credential (0: off); 429 above'),
   RATE_LIMIT_REDIS_URL: Type.Optional(Type.String({ description: 'redis://… to share rate limits across instances' })),
   SHED_EVENT_LOOP_DELAY_MS: Int(1000, 0, 60_000, 'event-loop delay above which requests are shed with 503 (0: off)'),
+  MAX_QUERY_ROWS: Int(100_000, 1, 10_000_000, 'most rows one usage query may answer (400 above: narrow the query)'),
   MAX_PENDING_EVENTS: Int(200_000, 1, 100_000_000, 'events waiting for a commit before new ingestion requests get 503'),
   SHUTDOWN_TIMEOUT_MS: Int(15_000, 0, 600_000, 'grace period for in-flight requests on SIGTERM'),
 });

@@ -52,7 +52,7 @@ export function buildServices(config: Config, store: Store): Services {
     meters,
     customers,
     events: new EventsService(store, meterCache, { ...eventLimits, maxBatch: config.MAX_BATCH_EVENTS, maxPendingEvents: config.MAX_PENDING_EVENTS }),
-    usage: new UsageService(store, meters, customers),
+    usage: new UsageService(store, meters, customers, { maxRows: config.MAX_QUERY_ROWS }),
   };
 }
 

@@ -106,6 +106,27 @@ for (const engine of engines()) {
       assert.deepEqual(flat.body.data.map((x: any) => x.value), ['0', '3', '3', '0']);
     });
 
+    it('a query whose answer would pass MAX_QUERY_ROWS is refused with 400, and a smaller one answers', async () => {
+      const small = await startApp(engine, { MAX_QUERY_ROWS: 3 });
+      try {
+        const tt = await small.tenant();
+        const m = await call(small.url, 'POST', '/v1/meters', { key: tt.admin, body: { slug: 'calls', eventType: 'api', aggregation: 'COUNT' } });
+        assert.equal(m.status, 201, m.text);
+        const events = ['a', 'b', 'c', 'd'].map((subject, i) => ({ id: `r${i}`, source: 'test', type: 'api', subject, time: '2026-01-10T10:00:00Z' }));
+        assert.equal((await call(small.url, 'POST', '/v1/events', { key: tt.ingest, body: events })).body.accepted, 4);
+        const ask = (params: string) => call(small.url, 'GET', `/v1/meters/calls/query?${whole}&${params}`, { key: tt.read });
+        const tooMany = await ask('groupBy=subject');
+        assert.equal(tooMany.status, 400, tooMany.text);
+        assert.match(tooMany.headers.get('content-type') ?? '', /application\/problem\+json/);
+        assert.match(tooMany.body.detail, /more than 3 rows/);
+        const three = await ask('groupBy=subject&subject=a&subject=b&subject=c');
+        assert.equal(three.status, 200, three.text);
+        assert.deepEqual(three.body.data.map((r: any) => [r.subject, r.value]), [['a', '1'], ['b', '1'], ['c', '1']]);
+      } finally {
+        await small.close();
+      }
+    });
+
     it('MIN of no events is null, not zero', async () => {
       const r = await q('min-latency', 'from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z');
       assert.deepEqual(r.body.data.map((x: any) => x.value), [null]);

@@ -59,6 +59,8 @@ export class UsageService {
     private readonly store: Store,
     private readonly meters: MetersService,
     private readonly customers: CustomersService,
+    /** maxRows: a query is refused before its answer holds more rows, so none can exhaust memory. */
+    private readonly limits: { maxRows: number },
   ) {}
 
   async query(ctx: Ctx, slug: string, q: UsageQuery): Promise<UsageResult> {
@@ -124,6 +126,9 @@ export class UsageService {
       const key = `${window}\u0000${subj ?? ''}\u0000${cust ?? '\u0001'}\u0000${keptDims.map((d) => kept[d] ?? '\u0001').join('\u0000')}`;
       let c = cells.get(key);
       if (!c) {
+        if (cells.size >= this.limits.maxRows) {
+          throw validationError(`the answer would hold more than ${this.limits.maxRows} rows; narrow the range, filter by subject or customer, group by less or use a larger windowSize`, [{ field: 'groupBy', message: 'too many rows' }]);
+        }
         c = { window, subject: subj, customer: cust, dims: kept, partial: emptyPartial(), uniques: unique ? new Set() : undefined };
         cells.set(key, c);
       }
