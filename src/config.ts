@@ -11,6 +11,7 @@ export const ConfigSchema = Type.Object({
   HOST: Type.String({ default: '0.0.0.0', description: 'HTTP bind address' }),
   DATABASE_URL: Type.String({ default: 'sqlite:./data/meterd.db', description: 'sqlite:<path> or postgres://…' }),
   METERD_ADMIN_KEY: Type.Optional(Type.String({ minLength: 16, description: 'seeds an admin API key for tenant "default" at start' })),
+  METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16, description: 'bearer token that reads GET /metrics (unset: no /metrics)' })),
   METERD_TOKEN_SECRET: Type.Optional(Type.String({ minLength: 32, description: 'signs OAuth access tokens of the seed APIs; set the same value on every instance' })),
   LOG_LEVEL: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], { default: 'info' }),
   DB_POOL_SIZE: Int(10, 1, 1000, 'PostgreSQL pool size per instance'),

@@ -9,6 +9,7 @@ import { MetersService } from './modules/meters/meters.service.js';
 import { CustomersService } from './modules/customers/customers.service.js';
 import { EventsService } from './modules/events/events.service.js';
 import { UsageService } from './modules/usage/usage.service.js';
+import { Metrics } from './modules/metrics/metrics.js';
 import type { EventLimits } from './modules/events/event-validation.js';
 
 export const DEFAULT_TENANT = 'default';
@@ -25,6 +26,7 @@ export interface Services {
   customers: CustomersService;
   events: EventsService;
   usage: UsageService;
+  metrics: Metrics;
 }
 
 export function eventLimitsOf(config: Config): EventLimits {
@@ -42,6 +44,7 @@ export function buildServices(config: Config, store: Store): Services {
   const eventLimits = eventLimitsOf(config);
   const meters = new MetersService(store, meterCache);
   const customers = new CustomersService(store);
+  const metrics = new Metrics(() => store.backlog?.() ?? 0, { processMetrics: config.METRICS_TOKEN !== undefined });
   return {
     config,
     eventLimits,
@@ -51,7 +54,8 @@ export function buildServices(config: Config, store: Store): Services {
     meterCache,
     meters,
     customers,
-    events: new EventsService(store, meterCache, { ...eventLimits, maxBatch: config.MAX_BATCH_EVENTS, maxPendingEvents: config.MAX_PENDING_EVENTS }),
+    metrics,
+    events: new EventsService(store, meterCache, { ...eventLimits, maxBatch: config.MAX_BATCH_EVENTS, maxPendingEvents: config.MAX_PENDING_EVENTS }, metrics),
     usage: new UsageService(store, meters, customers, { maxRows: config.MAX_QUERY_ROWS }),
   };
 }

@@ -16,6 +16,7 @@ import { eventRoutes } from '../modules/events/events.routes.js';
 import { usageRoutes } from '../modules/usage/usage.routes.js';
 import { apiKeyRoutes } from '../modules/api-keys/api-keys.routes.js';
 import { healthRoutes } from './health.js';
+import { metricsRoutes } from '../modules/metrics/metrics.routes.js';
 import { validatorCompiler } from './validation.js';
 import { registerProtection } from './protection.js';
 import { registerSecurityHeaders } from './security-headers.js';
@@ -93,6 +94,7 @@ export async function buildHttp(s: Services, opts: HttpOptions = {}): Promise<Fa
   app.setNotFoundHandler((req, reply) => sendProblem(reply, problem(404, `no route ${req.method} ${req.url.split('?')[0].slice(0, 200)}`)));
 
   healthRoutes(app, s);
+  metricsRoutes(app, s);
   apiKeyRoutes(app, s);
   meterRoutes(app, s);
   customerRoutes(app, s);

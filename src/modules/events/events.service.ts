@@ -6,6 +6,7 @@ import { describe } from '../../core/decimal.js';
 import type { Store } from '../../store/store.js';
 import { StaleMetersError } from '../../store/store.js';
 import type { MeterCache } from '../meters/meter-cache.js';
+import type { Metrics } from '../metrics/metrics.js';
 import { validateEvent, type EventLimits } from './event-validation.js';
 import type { AppendStatus, EventCursor, EventFilter, NewEvent, StoredEvent } from './events.types.js';
 
@@ -38,6 +39,7 @@ export class EventsService {
     private readonly store: Store,
     private readonly meters: MeterCache,
     private readonly limits: IngestLimits,
+    private readonly metrics: Metrics,
   ) {}
 
   /** Accepts one event object or an array of them. Non-events as a whole are a validation error. */
@@ -70,6 +72,7 @@ export class EventsService {
     }
     const result: IngestResult = { accepted: 0, duplicate: 0, conflict: 0, rejected: 0, events: receipts };
     for (const r of receipts) result[r.status]++;
+    this.metrics.answered('rejected', result.rejected);
     return result;
   }
 
@@ -82,12 +85,28 @@ export class EventsService {
       const set = await this.meters.get(tenantId);
       const items = events.map((event) => ({ event, deltas: set.deltasFor(event) }));
       try {
-        return await this.store.appendEvents(tenantId, set.version, items);
+        const started = performance.now();
+        const statuses = await this.store.appendEvents(tenantId, set.version, items);
+        this.metrics.appended((performance.now() - started) / 1000);
+        this.count(statuses);
+        return statuses;
       } catch (e) {
         if (!(e instanceof StaleMetersError) || attempt >= 20) throw e;
         this.meters.invalidate(tenantId);
       }
     }
+  }
+
+  private count(statuses: AppendStatus[]): void {
+    let accepted = 0, duplicate = 0, conflict = 0;
+    for (const st of statuses) {
+      if (st === 'accepted') accepted++;
+      else if (st === 'duplicate') duplicate++;
+      else conflict++;
+    }
+    this.metrics.answered('accepted', accepted);
+    this.metrics.answered('duplicate', duplicate);
+    this.metrics.answered('conflict', conflict);
   }
 
   async list(ctx: Ctx, filter: EventFilter, cursor: string | undefined, limit: number): Promise<{ events: StoredEvent[]; nextCursor: string | null }> {
