@@ -35,7 +35,8 @@ for (const engine of engines()) {
     });
 
     it('answers 401 without the token, with a wrong one and with an admin API key', async () => {
-      for (const headers of [{}, { authorization: 'Bearer metrics-token-wrong-value' }, { authorization: `Bearer ${ten.admin}` }]) {
+      const attempts: Array<Record<string, string>> = [{}, { authorization: 'Bearer metrics-token-wrong-value' }, { authorization: `Bearer ${ten.admin}` }];
+      for (const headers of attempts) {
         const r = await call(t.url, 'GET', '/metrics', { headers });
         assert.equal(r.status, 401, r.text);
         assert.match(r.headers.get('content-type') ?? '', /application\/problem\+json/);

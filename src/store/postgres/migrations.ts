@@ -164,4 +164,27 @@ export const postgresMigrations: Migration[] = [
       DROP TABLE rollups_subject_day;
     `,
   },
+  {
+    version: 3,
+    name: 'rollup keys bucket first',
+    // As on SQLite (its migration 6): a commit's upserts of the current hour and day probe neighbouring
+    // leaves of the key index instead of one leaf per subject; per-subject reads use a (subject, bucket) index.
+    up: rekey('bucket, subject', 'subject, bucket'),
+    down: rekey('subject, bucket', 'bucket, subject'),
+  },
 ];
+
+/** Gives the per-subject rollup tables keys that start `first`, and an index on `second`. */
+function rekey(first: string, second: string): string {
+  const index = second.startsWith('subject') ? 'subject' : 'bucket';
+  const old = index === 'subject' ? 'bucket' : 'subject';
+  return [
+    { table: 'rollups', rest: ', group_key' },
+    { table: 'rollups_subject_day', rest: '' },
+    { table: 'rollup_uniques', rest: ', group_key, value' },
+  ].map(({ table, rest }) => `
+      ALTER TABLE ${table} DROP CONSTRAINT ${table}_pkey;
+      ALTER TABLE ${table} ADD PRIMARY KEY (tenant_id, meter_id, ${first}${rest});
+      DROP INDEX IF EXISTS ${table}_${old};
+      CREATE INDEX ${table}_${index} ON ${table} (tenant_id, meter_id, ${second});`).join('');
+}
