@@ -31,16 +31,20 @@ export const contributionOf = (d: RollupDelta): Contribution => ({
   unique: d.unique ?? null,
 });
 
+/** Rows per INSERT: one statement call for many rows costs about a third less per row than one per row. */
+const ROWS_PER_STATEMENT = 32;
+const placeholders = (columns: number, rows: number) => Array.from({ length: rows }, () => `(${Array(columns).fill('?').join(', ')})`).join(', ');
+
 /**
- * The one rollup upsert of a level: key columns, then count, sum, min, max, latest_time, latest_seq,
- * latest_value. Small integers (the common case: tokens, calls) are added and compared by SQLite
- * itself; anything else goes through the exact decimal functions. Both sides below 10^15 keeps an
- * integer sum below 2^53, so SQLite never turns it into a float.
+ * The one rollup upsert of a level, for `rows` rows: key columns, then count, sum, min, max,
+ * latest_time, latest_seq, latest_value. Small integers (the common case: tokens, calls) are added
+ * and compared by SQLite itself; anything else goes through the exact decimal functions. Both sides
+ * below 10^15 keeps an integer sum below 2^53, so SQLite never turns it into a float.
  */
-export function rollupUpsert(level: RollupLevel): string {
+export function rollupUpsert(level: RollupLevel, rows = 1): string {
   const key = ['tenant_id', 'meter_id', ...level.key];
   const cols = [...key, 'count', 'sum', 'min', 'max', 'latest_time', 'latest_seq', 'latest_value'];
-  return `INSERT INTO ${level.table} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})
+  return `INSERT INTO ${level.table} (${cols.join(', ')}) VALUES ${placeholders(cols.length, rows)}
     ON CONFLICT (${key.join(', ')}) DO UPDATE SET
       count = count + excluded.count,
       sum = CASE WHEN typeof(sum) = 'integer' AND typeof(excluded.sum) = 'integer' AND abs(sum) < 1000000000000000 AND abs(excluded.sum) < 1000000000000000
@@ -54,15 +58,49 @@ export function rollupUpsert(level: RollupLevel): string {
       latest_time = MAX(latest_time, excluded.latest_time)`;
 }
 
-export const UNIQUE_INSERT = 'INSERT OR IGNORE INTO rollup_uniques (tenant_id, meter_id, subject, bucket, group_key, value) VALUES (?, ?, ?, ?, ?, ?)';
+export const uniqueInsert = (rows = 1) =>
+  `INSERT OR IGNORE INTO rollup_uniques (tenant_id, meter_id, subject, bucket, group_key, value) VALUES ${placeholders(6, rows)}`;
 /**
  * Distinct values over every subject: one row per (group, value, UTC month) with a bit per day the
  * value was seen, so a month of a UNIQUE_COUNT reads one row per distinct value, not one per hour.
  * A day already set writes nothing, so the row's page stays clean.
  */
-export const UNIQUE_DAYS_UPSERT = `INSERT INTO rollup_uniques_days (tenant_id, meter_id, month, group_key, value, days) VALUES (?, ?, ?, ?, ?, ?)
+export const uniqueDaysUpsert = (rows = 1) => `INSERT INTO rollup_uniques_days (tenant_id, meter_id, month, group_key, value, days) VALUES ${placeholders(6, rows)}
   ON CONFLICT (tenant_id, meter_id, month, value, group_key) DO UPDATE SET days = days | excluded.days
   WHERE days | excluded.days != days`;
+
+/** Rows of one INSERT statement gathered and written ROWS_PER_STATEMENT at a time. */
+class BatchedInsert {
+  private readonly one: Database.Statement;
+  private readonly many: Database.Statement;
+  private args: unknown[] = [];
+  private rows = 0;
+
+  constructor(db: Database.Database, sql: (rows: number) => string) {
+    this.one = db.prepare(sql(1));
+    this.many = db.prepare(sql(ROWS_PER_STATEMENT));
+  }
+
+  add(values: unknown[]): void {
+    for (const v of values) this.args.push(v);
+    if (++this.rows === ROWS_PER_STATEMENT) {
+      this.many.run(this.args);
+      this.clear();
+    }
+  }
+
+  /** Writes the rows still gathered. */
+  finish(): void {
+    const width = this.args.length / Math.max(1, this.rows);
+    for (let i = 0; i < this.rows; i++) this.one.run(this.args.slice(i * width, (i + 1) * width));
+    this.clear();
+  }
+
+  clear(): void {
+    this.args = [];
+    this.rows = 0;
+  }
+}
 
 /** Decimal text as SQLite stores it: small integers as INTEGER (added natively), the rest as exact TEXT. */
 export function sqlValue(v: string | null): string | bigint | null {
@@ -135,21 +173,19 @@ const NUL = '\u0000';
  * once. The coarser levels are merged from the hourly rows at flush, not from every contribution.
  */
 export class RollupWriter {
-  private readonly put;
-  private readonly putUnique;
-  private readonly putUniqueDays;
+  private readonly put: Record<'hour' | 'day' | 'total' | 'unique' | 'uniqueDays', BatchedInsert>;
   private hours = new Map<string, Row>();
   private uniques = new Map<string, { tenant: string; c: Contribution }>();
   private uniqueDays = new Map<string, { tenant: string; c: Contribution; month: number; days: number }>();
 
   constructor(db: Database.Database) {
     this.put = {
-      hour: db.prepare(rollupUpsert(HOUR_LEVEL)),
-      day: db.prepare(rollupUpsert(SUBJECT_DAY_LEVEL)),
-      total: db.prepare(rollupUpsert(TOTAL_LEVEL)),
+      hour: new BatchedInsert(db, (n) => rollupUpsert(HOUR_LEVEL, n)),
+      day: new BatchedInsert(db, (n) => rollupUpsert(SUBJECT_DAY_LEVEL, n)),
+      total: new BatchedInsert(db, (n) => rollupUpsert(TOTAL_LEVEL, n)),
+      unique: new BatchedInsert(db, uniqueInsert),
+      uniqueDays: new BatchedInsert(db, uniqueDaysUpsert),
     };
-    this.putUnique = db.prepare(UNIQUE_INSERT);
-    this.putUniqueDays = db.prepare(UNIQUE_DAYS_UPSERT);
   }
 
   add(tenant: string, c: Contribution, seq: number): void {
@@ -179,21 +215,28 @@ export class RollupWriter {
       if (r) r.merge(row, row.seq);
       else map.set(key, row.rekeyed(subject, group, bucket));
     };
+    const put = this.put;
     for (const r of this.hours.values()) {
-      this.put.hour.run(r.tenant, r.meter, r.subject, r.bucket, r.group, ...r.amounts());
+      put.hour.add([r.tenant, r.meter, r.subject, r.bucket, r.group, ...r.amounts()]);
       const day = dayOf(r.bucket);
       into(days, r.tenant + NUL + r.meter + NUL + r.subject + NUL + day, r, r.subject, '', day);
       into(totals, r.tenant + NUL + r.meter + NUL + r.group + NUL + r.bucket, r, '', r.group, r.bucket);
     }
-    for (const r of days.values()) this.put.day.run(r.tenant, r.meter, r.subject, r.bucket, ...r.amounts());
-    for (const r of totals.values()) this.put.total.run(r.tenant, r.meter, r.bucket, r.group, ...r.amounts());
-    for (const { tenant, c } of this.uniques.values()) this.putUnique.run(tenant, c.meterId, c.subject, c.bucket, c.groupKey, c.unique);
-    for (const { tenant, c, month, days } of this.uniqueDays.values()) this.putUniqueDays.run(tenant, c.meterId, month, c.groupKey, c.unique, days);
+    put.hour.finish();
+    for (const r of days.values()) put.day.add([r.tenant, r.meter, r.subject, r.bucket, ...r.amounts()]);
+    put.day.finish();
+    for (const r of totals.values()) put.total.add([r.tenant, r.meter, r.bucket, r.group, ...r.amounts()]);
+    put.total.finish();
+    for (const { tenant, c } of this.uniques.values()) put.unique.add([tenant, c.meterId, c.subject, c.bucket, c.groupKey, c.unique]);
+    put.unique.finish();
+    for (const { tenant, c, month, days } of this.uniqueDays.values()) put.uniqueDays.add([tenant, c.meterId, month, c.groupKey, c.unique, days]);
+    put.uniqueDays.finish();
     this.clear();
   }
 
   /** Forgets what was added (a rolled-back transaction). */
   clear(): void {
+    for (const p of Object.values(this.put)) p.clear();
     if (this.hours.size > 0) this.hours = new Map();
     if (this.uniques.size > 0) this.uniques = new Map();
     if (this.uniqueDays.size > 0) this.uniqueDays = new Map();
