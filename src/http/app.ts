@@ -22,7 +22,7 @@ import { registerProtection } from './protection.js';
 import { registerSecurityHeaders } from './security-headers.js';
 import { lazyChild } from './lazy-logger.js';
 import { compatErrorWriter, compatPlugins } from '../compat/index.js';
-import { validationError } from '../core/errors.js';
+import { notFound, validationError } from '../core/errors.js';
 
 export interface HttpOptions {
   /** pino options, or false for no logs (tests). */
@@ -89,9 +89,19 @@ export async function buildHttp(s: Services, opts: HttpOptions = {}): Promise<Fa
   await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: false });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  app.setErrorHandler(errorHandler);
+  // The seed APIs' routes have their own error handlers; a request under a seed API's prefix that no
+  // route takes (an unrouted method whose body fails to parse, say) gets that API's shape here too.
+  app.setErrorHandler((err, req, reply) => {
+    const writer = compatErrorWriter(req.url);
+    return writer ? writer(err, req, reply) : errorHandler(err, req, reply);
+  });
   await registerProtection(app, s);
-  app.setNotFoundHandler((req, reply) => sendProblem(reply, problem(404, `no route ${req.method} ${req.url.split('?')[0].slice(0, 200)}`)));
+  // Under a seed API's prefix (a method it does not route, say), that API's error shape.
+  app.setNotFoundHandler((req, reply) => {
+    const route = `${req.method} ${req.url.split('?')[0].slice(0, 200)}`;
+    const writer = compatErrorWriter(req.url);
+    return writer ? writer(notFound(`route ${route}`), req, reply) : sendProblem(reply, problem(404, `no route ${route}`));
+  });
 
   healthRoutes(app, s);
   metricsRoutes(app, s);

@@ -201,15 +201,14 @@ function parseJson(text: string): any {
 
 /**
  * Answers of the router itself, before any seed-API scope sees the request: a URL whose
- * percent-encoding does not decode is answered by `frameworkErrors` in src/http/app.ts (400), and a
- * path parameter longer than Fastify's maxParamLength (100) by the not-found handler (404), both in
+ * percent-encoding does not decode is answered by `frameworkErrors` in src/http/app.ts (400) in
  * problem+json (documented only for ChartHop). Outside src/compat, so tolerated here and counted.
+ * (A path parameter longer than Fastify's maxParamLength goes to the not-found handler, which
+ * answers in the seed API's own shape.)
  */
 let routerAnswers = 0;
-const isRouterAnswer = (status: number, type: string, text: string, path: string) =>
-  /^application\/problem\+json/.test(type) &&
-  ((status === 400 && /"detail":"the URL is malformed/.test(text)) ||
-    (status === 404 && /"detail":"no route /.test(text) && path.split('?')[0].split('/').some((seg) => seg.length > 100)));
+const isRouterAnswer = (status: number, type: string, text: string, _path: string) =>
+  /^application\/problem\+json/.test(type) && status === 400 && /"detail":"the URL is malformed/.test(text);
 
 /** Throws unless an error answer has the shape its API documents. */
 function assertErrorShape(api: Api, status: number, type: string, text: string, what: string, path: string) {
@@ -682,9 +681,11 @@ for (const engine of engines()) {
           assert.ok(res.status < 500, `HEAD ${path}: ${res.status}`);
           return;
         }
-        // A method no seed route has on this path reaches no route at all: the router's 404 (problem+json).
+        // A method no seed route has on this path reaches no route: "not found" in the shape (and with the
+        // status) of the API whose prefix the path has; the Kinde token endpoint, /oauth2/token, has none.
         const served = routes.find(([, rm, rp]) => rm === m && rp.split('?')[0] === path.split('?')[0]);
-        await check(served ? served[0] : 'native', { method: m, path, headers, body: sendBody });
+        const res = await check(served ? served[0] : api === 'oauth' ? 'native' : api, { method: m, path, headers, body: sendBody });
+        if (!served) assert.ok(res.status >= 400, `${m} ${path}: ${res.status} ${res.text.slice(0, 200)}`);
       });
       await alive();
     });
