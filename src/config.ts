@@ -28,6 +28,7 @@ export const ConfigSchema = Type.Object({
   SHED_EVENT_LOOP_DELAY_MS: Int(1000, 0, 60_000, 'event-loop delay above which requests are shed with 503 (0: off)'),
   MAX_QUERY_ROWS: Int(100_000, 1, 10_000_000, 'most rows one usage query may answer (400 above: narrow the query)'),
   MAX_PENDING_EVENTS: Int(200_000, 1, 100_000_000, 'events waiting for a commit before new ingestion requests get 503'),
+  HEAP_GROWTH_PERCENT: Int(50, 0, 1000, "how far V8 lets the heap grow past what survived its last full collection, in percent (0: V8's own factor, up to 300%)"),
   SHUTDOWN_TIMEOUT_MS: Int(15_000, 0, 600_000, 'grace period for in-flight requests on SIGTERM'),
 });
 
