@@ -1,10 +1,10 @@
 // Builds the HTTP server: parsers, security headers, OpenAPI, the error mapping, every route.
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Services } from '../main.js';
-import { errorHandler, problem, sendProblem } from './problem.js';
+import { errorHandler } from './problem.js';
 import { ProblemSchema } from './schemas.js';
 import { MeterSchema } from '../modules/meters/meters.schemas.js';
 import { CustomerSchema } from '../modules/customers/customers.schemas.js';
@@ -22,7 +22,7 @@ import { registerProtection } from './protection.js';
 import { registerSecurityHeaders } from './security-headers.js';
 import { lazyChild } from './lazy-logger.js';
 import { compatErrorWriter, compatPlugins } from '../compat/index.js';
-import { notFound, validationError } from '../core/errors.js';
+import { AppError, validationError } from '../core/errors.js';
 
 export interface HttpOptions {
   /** pino options, or false for no logs (tests). */
@@ -30,6 +30,12 @@ export interface HttpOptions {
   /** Extra route plugins (the seed-API adapters). */
   plugins?: Array<(app: FastifyInstance, s: Services) => void | Promise<void>>;
 }
+
+/**
+ * Every error answer: a seed API's own error shape under its URL prefix (its routes, and what no route
+ * takes there), problem+json everywhere else.
+ */
+const answerError = (err: unknown, req: FastifyRequest, reply: FastifyReply) => (compatErrorWriter(req.url) ?? errorHandler)(err, req, reply);
 
 const JSON_TYPES = ['application/json', 'application/cloudevents+json', 'application/cloudevents-batch+json'];
 
@@ -45,12 +51,7 @@ export async function buildHttp(s: Services, opts: HttpOptions = {}): Promise<Fa
     },
     return503OnClosing: true,
     // Errors the router raises before any handler (a URL with invalid percent-encoding).
-    // A seed API's URL gets that API's error shape; everything else problem+json.
-    frameworkErrors: (error, req, reply) => {
-      const message = `the URL is malformed: ${error.message.replace(/'[^']*'/, 'the path')}`;
-      const writer = compatErrorWriter(req.url);
-      return writer ? writer(validationError(message), req, reply) : sendProblem(reply, problem(400, message));
-    },
+    frameworkErrors: (error, req, reply) => answerError(validationError(`the URL is malformed: ${error.message.replace(/'[^']*'/, 'the path')}`), req, reply),
     // On close, idle keep-alive connections are dropped at once; busy ones finish their request first.
     forceCloseConnections: 'idle',
   });
@@ -89,19 +90,9 @@ export async function buildHttp(s: Services, opts: HttpOptions = {}): Promise<Fa
   await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: false });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  // The seed APIs' routes have their own error handlers; a request under a seed API's prefix that no
-  // route takes (an unrouted method whose body fails to parse, say) gets that API's shape here too.
-  app.setErrorHandler((err, req, reply) => {
-    const writer = compatErrorWriter(req.url);
-    return writer ? writer(err, req, reply) : errorHandler(err, req, reply);
-  });
+  app.setErrorHandler(answerError);
   await registerProtection(app, s);
-  // Under a seed API's prefix (a method it does not route, say), that API's error shape.
-  app.setNotFoundHandler((req, reply) => {
-    const route = `${req.method} ${req.url.split('?')[0].slice(0, 200)}`;
-    const writer = compatErrorWriter(req.url);
-    return writer ? writer(notFound(`route ${route}`), req, reply) : sendProblem(reply, problem(404, `no route ${route}`));
-  });
+  app.setNotFoundHandler((req, reply) => answerError(new AppError('not_found', `no route ${req.method} ${req.url.split('?')[0].slice(0, 200)}`), req, reply));
 
   healthRoutes(app, s);
   metricsRoutes(app, s);

@@ -39,7 +39,7 @@ export class Metrics {
     if (opts.processMetrics) collectDefaultMetrics({ register: this.registry });
   }
 
-  answered(status: ReceiptStatus, n = 1): void {
+  answered(status: ReceiptStatus, n: number): void {
     if (n > 0) this.receipts.inc({ status }, n);
   }
 

@@ -45,7 +45,7 @@ const uniqueDaysSql = (byGroup: boolean) => `
   JOIN rollup_uniques_days r ON r.tenant_id = $1 AND r.meter_id = $2 AND r.month = w.month AND (r.days & w.mask) <> 0`;
 
 // The subject clause is left out rather than made optional with "$6 IS NULL OR": that OR would
-// keep the planner from seeking the primary key (tenant, meter, subject, bucket).
+// keep the planner from seeking the (tenant, meter, subject, bucket) index.
 const params = (tenantId: string, a: RollupAggregation, range: { from: number; to: number }) => [
   tenantId,
   a.meterId,

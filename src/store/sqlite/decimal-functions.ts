@@ -20,14 +20,17 @@ export function decCompare(a: string, b: string): number {
 export const decMin = (a: string, b: string) => (decCompare(a, b) <= 0 ? a : b);
 export const decMax = (a: string, b: string) => (decCompare(a, b) >= 0 ? a : b);
 
+/** Decimal text as SQLite stores it: small integers as INTEGER (added natively), the rest as exact TEXT. */
+export function sqlValue(v: string | null): string | bigint | null {
+  // A BigInt: better-sqlite3 binds every JS number as REAL, which the upsert's integer path skips.
+  return v !== null && SMALL_INT.test(v) ? BigInt(v) : v;
+}
+
 export function registerDecimalFunctions(db: Database.Database) {
   // safeIntegers: INTEGER arguments arrive as BigInt and go back as INTEGER (a number would be REAL).
   const opts = { deterministic: true, directOnly: true, safeIntegers: true } as const;
-  // A small integer goes back as a BigInt, so SQLite stores it as INTEGER and later adds are native.
-  db.function('dec_add', opts, (a: unknown, b: unknown) => {
-    const sum = decAdd(String(a), String(b));
-    return SMALL_INT.test(sum) ? BigInt(sum) : sum;
-  });
+  // Stored as sqlValue stores it, so a sum back below 10^15 is added natively again.
+  db.function('dec_add', opts, (a: unknown, b: unknown) => sqlValue(decAdd(String(a), String(b))));
   // NULL means "no value yet": the other side wins.
   db.function('dec_min', opts, (a: unknown, b: unknown) => (a === null ? b : b === null ? a : decCompare(String(a), String(b)) <= 0 ? a : b));
   db.function('dec_max', opts, (a: unknown, b: unknown) => (a === null ? b : b === null ? a : decCompare(String(a), String(b)) >= 0 ? a : b));

@@ -2,7 +2,7 @@
 // ../levels.ts) written once per row, in the transaction that stores the events.
 import type Database from 'better-sqlite3';
 import { HOUR_LEVEL, SUBJECT_DAY_LEVEL, TOTAL_LEVEL, dayOf, monthDayBit, type RollupLevel } from '../levels.js';
-import { SMALL_INT, decAdd, decMax, decMin } from './decimal-functions.js';
+import { decAdd, decMax, decMin, sqlValue } from './decimal-functions.js';
 import { formatDecimal } from '../../core/decimal.js';
 import type { RollupDelta } from '../../modules/usage/usage.types.js';
 
@@ -69,11 +69,14 @@ export const uniqueDaysUpsert = (rows = 1) => `INSERT INTO rollup_uniques_days (
   ON CONFLICT (tenant_id, meter_id, month, value, group_key) DO UPDATE SET days = days | excluded.days
   WHERE days | excluded.days != days`;
 
-/** Rows of one INSERT statement gathered and written ROWS_PER_STATEMENT at a time. */
+/**
+ * Rows of one INSERT statement, written ROWS_PER_STATEMENT at a time. A row's values are pushed
+ * straight onto `values`, then rowDone() counts it: no array per row.
+ */
 class BatchedInsert {
   private readonly one: Database.Statement;
   private readonly many: Database.Statement;
-  private args: unknown[] = [];
+  readonly values: unknown[] = [];
   private rows = 0;
 
   constructor(db: Database.Database, sql: (rows: number) => string) {
@@ -81,31 +84,24 @@ class BatchedInsert {
     this.many = db.prepare(sql(ROWS_PER_STATEMENT));
   }
 
-  add(values: unknown[]): void {
-    for (const v of values) this.args.push(v);
+  rowDone(): void {
     if (++this.rows === ROWS_PER_STATEMENT) {
-      this.many.run(this.args);
+      this.many.run(this.values);
       this.clear();
     }
   }
 
   /** Writes the rows still gathered. */
   finish(): void {
-    const width = this.args.length / Math.max(1, this.rows);
-    for (let i = 0; i < this.rows; i++) this.one.run(this.args.slice(i * width, (i + 1) * width));
+    const width = this.values.length / Math.max(1, this.rows);
+    for (let i = 0; i < this.rows; i++) this.one.run(this.values.slice(i * width, (i + 1) * width));
     this.clear();
   }
 
   clear(): void {
-    this.args = [];
+    this.values.length = 0;
     this.rows = 0;
   }
-}
-
-/** Decimal text as SQLite stores it: small integers as INTEGER (added natively), the rest as exact TEXT. */
-export function sqlValue(v: string | null): string | bigint | null {
-  // A BigInt: better-sqlite3 binds every JS number as REAL, which the upsert's integer path skips.
-  return v !== null && SMALL_INT.test(v) ? BigInt(v) : v;
 }
 
 /** One row of a level being accumulated; a class, so every row has the same shape. */
@@ -161,8 +157,9 @@ class Row {
     }
   }
 
-  amounts(): Array<number | bigint | string | null> {
-    return [this.count, sqlValue(this.sum), sqlValue(this.min), sqlValue(this.max), this.lt, this.seq, sqlValue(this.lv)];
+  /** Count, sum, min, max, latest_time, latest_seq, latest_value: the upsert's columns after the key. */
+  pushAmounts(into: unknown[]): void {
+    into.push(this.count, sqlValue(this.sum), sqlValue(this.min), sqlValue(this.max), this.lt, this.seq, sqlValue(this.lv));
   }
 }
 
@@ -217,19 +214,35 @@ export class RollupWriter {
     };
     const put = this.put;
     for (const r of this.hours.values()) {
-      put.hour.add([r.tenant, r.meter, r.subject, r.bucket, r.group, ...r.amounts()]);
+      put.hour.values.push(r.tenant, r.meter, r.subject, r.bucket, r.group);
+      r.pushAmounts(put.hour.values);
+      put.hour.rowDone();
       const day = dayOf(r.bucket);
       into(days, r.tenant + NUL + r.meter + NUL + r.subject + NUL + day, r, r.subject, '', day);
       into(totals, r.tenant + NUL + r.meter + NUL + r.group + NUL + r.bucket, r, '', r.group, r.bucket);
     }
     put.hour.finish();
-    for (const r of days.values()) put.day.add([r.tenant, r.meter, r.subject, r.bucket, ...r.amounts()]);
+    for (const r of days.values()) {
+      put.day.values.push(r.tenant, r.meter, r.subject, r.bucket);
+      r.pushAmounts(put.day.values);
+      put.day.rowDone();
+    }
     put.day.finish();
-    for (const r of totals.values()) put.total.add([r.tenant, r.meter, r.bucket, r.group, ...r.amounts()]);
+    for (const r of totals.values()) {
+      put.total.values.push(r.tenant, r.meter, r.bucket, r.group);
+      r.pushAmounts(put.total.values);
+      put.total.rowDone();
+    }
     put.total.finish();
-    for (const { tenant, c } of this.uniques.values()) put.unique.add([tenant, c.meterId, c.subject, c.bucket, c.groupKey, c.unique]);
+    for (const { tenant, c } of this.uniques.values()) {
+      put.unique.values.push(tenant, c.meterId, c.subject, c.bucket, c.groupKey, c.unique);
+      put.unique.rowDone();
+    }
     put.unique.finish();
-    for (const { tenant, c, month, days } of this.uniqueDays.values()) put.uniqueDays.add([tenant, c.meterId, month, c.groupKey, c.unique, days]);
+    for (const { tenant, c, month, days: bits } of this.uniqueDays.values()) {
+      put.uniqueDays.values.push(tenant, c.meterId, month, c.groupKey, c.unique, bits);
+      put.uniqueDays.rowDone();
+    }
     put.uniqueDays.finish();
     this.clear();
   }
