@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
-import { registerDecimalAggregates, registerDecimalFunctions } from '../../src/store/sqlite/decimal-functions.js';
+import { openDatabase } from '../../src/store/sqlite/open.js';
 import { sqliteMigrations } from '../../src/store/sqlite/migrations.js';
 import { append, assertRollupsMatchEvents, createMeter, mkEvent, mkMeter, newTenant } from './helpers.js';
 
@@ -17,6 +17,13 @@ const T0 = Date.UTC(2024, 4, 31, 20);
 const LEVELS = ['rollups', 'rollups_subject_day', 'rollups_total'];
 const dir = mkdtempSync(join(tmpdir(), 'meterd-amounts-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A database as meterd opens it, migrated up to `version` only. */
+function databaseAt(name: string, version: number) {
+  const db = openDatabase(join(dir, name));
+  for (const m of sqliteMigrations.filter((x) => x.version <= version)) db.exec(m.up);
+  return db;
+}
 
 /** typeof() of amount columns, per level, for one meter. */
 function storedTypes(path: string, meterId: string, columns = ['sum', 'max', 'latest_value']) {
@@ -64,11 +71,7 @@ describe('sqlite storage', () => {
   });
 
   it('written as REAL or text by earlier versions become INTEGER in migration 5, unchanged in value', async () => {
-    const path = join(dir, 'migrate.sqlite');
-    const db = new Database(path);
-    registerDecimalFunctions(db);
-    registerDecimalAggregates(db);
-    for (const m of sqliteMigrations.filter((x) => x.version <= 4)) db.exec(m.up);
+    const db = databaseAt('migrate.sqlite', 4);
     const cols = 'tenant_id, meter_id, subject, bucket, group_key, count, sum, min, max, latest_time, latest_seq, latest_value';
     const put = db.prepare(`INSERT INTO rollups (${cols}) VALUES ('t', 'm', ?, 0, '', 1, ?, ?, ?, 0, 0, ?)`);
     put.run('real', 120, -3.0, 999999999999999, 5); // JS numbers: bound as REAL
@@ -85,11 +88,7 @@ describe('sqlite storage', () => {
   });
 
   it('keeps every rollup row through migration 6 (bucket-first keys) and back', async () => {
-    const path = join(dir, 'reorder.sqlite');
-    const db = new Database(path);
-    registerDecimalFunctions(db);
-    registerDecimalAggregates(db);
-    for (const m of sqliteMigrations.filter((x) => x.version <= 5)) db.exec(m.up);
+    const db = databaseAt('reorder.sqlite', 5);
     const amounts = "1, 5, 1, 4, 7, 9, '2.5'";
     for (const [subject, bucket] of [['b', 7200000], ['a', 3600000], ['a', 0], ['c', 0]] as const) {
       db.prepare(`INSERT INTO rollups VALUES ('t', 'm', ?, ?, '{}', ${amounts})`).run(subject, bucket);
