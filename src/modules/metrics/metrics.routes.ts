@@ -9,6 +9,9 @@ import { unauthenticated } from '../../core/errors.js';
 const digest = (v: string) => createHash('sha256').update(v).digest();
 
 export function metricsRoutes(app: FastifyInstance, s: Services) {
+  const token = s.config.METRICS_TOKEN;
+  // Off: no route, and no per-request timing that nothing could read.
+  if (!token) return;
   const m = s.metrics;
   // Every answered request, by route template (bounded label values), never by raw URL.
   app.addHook('onResponse', (req, reply, done) => {
@@ -16,8 +19,6 @@ export function metricsRoutes(app: FastifyInstance, s: Services) {
     done();
   });
 
-  const token = s.config.METRICS_TOKEN;
-  if (!token) return;
   const expected = digest(token);
   app.get('/metrics', { schema: { tags: ['operations'], summary: 'Prometheus metrics (bearer METRICS_TOKEN)', hide: true } }, async (req, reply) => {
     const given = bearerToken(req);
