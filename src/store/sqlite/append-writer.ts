@@ -7,6 +7,8 @@ import type { AppendStatus } from '../../modules/events/events.types.js';
 import { formatDecimal } from '../../core/decimal.js';
 import { floorHour } from '../../core/time.js';
 import { RollupWriter } from './rollup-writer.js';
+import { EventKeys, eventKey, type DedupeOptions } from './dedupe/event-keys.js';
+import { hashKey } from './dedupe/key-filter.js';
 
 /**
  * An event as it crosses to the writer thread. Tuples and one flat array of contributions, because
@@ -54,17 +56,20 @@ export function toWire(tenantId: string, metersVersion: number, items: AppendIte
 export class AppendWriter {
   private readonly s;
   private readonly rollups: RollupWriter;
+  private readonly keys: EventKeys;
+  private upkeep = false;
   private readonly transaction: Database.Transaction<(jobs: WireJob[]) => WireResult[]>;
 
-  constructor(db: Database.Database) {
+  constructor(private readonly db: Database.Database, dedupe: DedupeOptions = {}) {
     this.s = {
       metersVersion: db.prepare<[string], { meters_version: number }>('SELECT meters_version FROM tenants WHERE id = ?'),
       insertEvent: db.prepare(
         `INSERT INTO events (tenant_id, source, event_id, type, subject, time, data, hash, ingested_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, source, event_id) DO NOTHING`,
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
-      eventHash: db.prepare<[string, string, string], { hash: string }>('SELECT hash FROM events WHERE tenant_id = ? AND source = ? AND event_id = ?'),
+      eventHash: db.prepare<[number], string>('SELECT hash FROM events WHERE seq = ?').pluck(),
     };
+    this.keys = new EventKeys(db, dedupe);
     this.rollups = new RollupWriter(db);
     this.transaction = db.transaction((jobs: WireJob[]) => this.write(jobs));
   }
@@ -72,10 +77,43 @@ export class AppendWriter {
   /** One transaction, one fsync, for every job of the group; each rollup row is written once. */
   commit(jobs: WireJob[]): WireResult[] {
     try {
-      return this.transaction.immediate(jobs);
+      const results = this.transaction.immediate(jobs);
+      this.upkeepSoon();
+      return results;
     } finally {
       this.rollups.clear();
     }
+  }
+
+  /** One step of the event keys' upkeep now; true while more remains (tests). */
+  upkeepStep(): boolean {
+    return this.keys.maintain();
+  }
+
+  /** The event keys' shape (tests). */
+  keyRuns() {
+    return this.keys.shape();
+  }
+
+  /**
+   * The event keys' upkeep, one step per turn of the event loop so that commits waiting in the
+   * queue go between steps. A step that fails (a full disk, say) ends the round; the next commit
+   * starts another, and a commit meets the same fault and reports it.
+   */
+  private upkeepSoon(): void {
+    if (this.upkeep) return;
+    this.upkeep = true;
+    const step = () => {
+      let more = false;
+      try {
+        more = this.db.open && this.keys.maintain();
+      } catch {
+        more = false;
+      }
+      if (more) setImmediate(step);
+      else this.upkeep = false;
+    };
+    setImmediate(step);
   }
 
   private write(jobs: WireJob[]): WireResult[] {
@@ -86,13 +124,16 @@ export class AppendWriter {
       if (current !== job.metersVersion) return { stale: true };
       const statuses: AppendStatus[] = [];
       for (const [source, id, type, subject, time, dataJson, hash, contributions] of job.events) {
-        const r = s.insertEvent.run(job.tenantId, source, id, type, subject, time, dataJson, hash, now);
-        if (r.changes !== 1) {
-          statuses.push(s.eventHash.get(job.tenantId, source, id)?.hash === hash ? 'duplicate' : 'conflict');
+        const key = eventKey(job.tenantId, source, id);
+        const h = hashKey(key);
+        const stored = this.keys.find(key, h);
+        if (stored !== undefined) {
+          statuses.push(s.eventHash.get(stored) === hash ? 'duplicate' : 'conflict');
           continue;
         }
         statuses.push('accepted');
-        const seq = Number(r.lastInsertRowid);
+        const seq = Number(s.insertEvent.run(job.tenantId, source, id, type, subject, time, dataJson, hash, now).lastInsertRowid);
+        this.keys.add(key, h, seq);
         const bucket = floorHour(time);
         for (let k = 0; k < contributions.length; k += 4) {
           this.rollups.add(job.tenantId, {

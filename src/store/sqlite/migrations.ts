@@ -1,4 +1,5 @@
 import type { Migration } from '../migrations.js';
+import { UNMERGED_LEVEL } from './dedupe/event-keys.js';
 
 const DAY_MS = 86_400_000;
 // Amount columns without a declared type keep what they are given: small integers stay INTEGER, so
@@ -197,6 +198,30 @@ export const sqliteMigrations: Migration[] = [
     // use the (subject, bucket) index, which changes only when a row is new.
     up: reorder('bucket, subject', 'subject, bucket'),
     down: reorder('subject, bucket', 'bucket, subject'),
+  },
+  {
+    version: 7,
+    name: 'event keys in sorted runs',
+    // The unique index over random event ids dirtied one random leaf per event once it outgrew the
+    // cache; keys now live in runs (see dedupe/event-keys.ts). The existing keys become one run,
+    // built in key order, that is never merged; its filter is made when the writer first opens.
+    up: `
+      CREATE TABLE event_key_runs (
+        run INTEGER PRIMARY KEY,
+        level INTEGER NOT NULL,
+        keys INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('open', 'sealed', 'target')),
+        merge_into INTEGER,
+        filter BLOB
+      );
+      CREATE TABLE event_keys (run INTEGER NOT NULL, key TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (run, key)) WITHOUT ROWID;
+      INSERT INTO event_key_runs (run, level, keys, state) SELECT 1, ${UNMERGED_LEVEL}, count(*), 'sealed' FROM events HAVING count(*) > 0;
+      INSERT INTO event_keys (run, key, seq) SELECT 1, tenant_id || char(0) || source || char(0) || event_id, seq FROM events ORDER BY 2;
+      DROP INDEX events_dedupe;`,
+    down: `
+      CREATE UNIQUE INDEX events_dedupe ON events(tenant_id, source, event_id);
+      DROP TABLE event_keys;
+      DROP TABLE event_key_runs;`,
   },
 ];
 

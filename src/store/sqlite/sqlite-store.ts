@@ -28,6 +28,7 @@ import { AppendWriter, toWire, type WireJob, type WireResult } from './append-wr
 import { RollupWriter, contributionOf } from './rollup-writer.js';
 import { ROLLUP_TABLES } from '../levels.js';
 import { WriterClient } from './writer-client.js';
+import type { DedupeOptions } from './dedupe/event-keys.js';
 import { RollupAggregator } from './aggregate.js';
 
 interface EventRow {
@@ -64,6 +65,8 @@ export interface SqliteOptions {
   cacheMiB?: number;
   /** Commit appends on a writer thread (default for files): fsync overlaps request parsing. */
   writerThread?: boolean;
+  /** Sizes of the event key runs (tests make them tiny to exercise merges). */
+  dedupe?: DedupeOptions;
 }
 
 export class SqliteStore implements Store {
@@ -86,9 +89,9 @@ export class SqliteStore implements Store {
     if (!this.appendWriter) {
       this.appendWriter =
         this.opts.path === ':memory:' || this.opts.writerThread === false
-          ? new AppendWriter(this.db)
+          ? new AppendWriter(this.db, this.opts.dedupe)
           // The writer's cache holds the pages appends touch (index and rollup leaves of recent hours): half the readers'.
-          : (this.writerThread = new WriterClient(this.opts.path, Math.ceil((this.opts.cacheMiB ?? DEFAULT_CACHE_MIB) / 2)));
+          : (this.writerThread = new WriterClient(this.opts.path, Math.ceil((this.opts.cacheMiB ?? DEFAULT_CACHE_MIB) / 2), this.opts.dedupe));
     }
     return this.appendWriter;
   }

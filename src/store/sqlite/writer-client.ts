@@ -3,6 +3,7 @@ import { Worker } from 'node:worker_threads';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { WireJob, WireResult } from './append-writer.js';
+import type { DedupeOptions } from './dedupe/event-keys.js';
 
 export class WriterClient {
   private readonly worker: Worker;
@@ -10,14 +11,14 @@ export class WriterClient {
   private readonly pending = new Map<number, { resolve: (r: WireResult[]) => void; reject: (e: Error) => void }>();
   private failure: Error | undefined;
 
-  constructor(path: string, cacheMiB: number) {
+  constructor(path: string, cacheMiB: number, dedupe?: DedupeOptions) {
     // The sibling module with this module's own extension: .ts under tsx, .js once built.
     const here = fileURLToPath(import.meta.url);
     const url = new URL(`./writer-thread${extname(here)}`, import.meta.url);
     // Running from TypeScript sources (tests, dev): the thread registers tsx before loading the module.
     this.worker = extname(here) === '.ts'
-      ? new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(url.href)}); });`, { eval: true, workerData: { path, cacheMiB } })
-      : new Worker(url, { workerData: { path, cacheMiB } });
+      ? new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(url.href)}); });`, { eval: true, workerData: { path, cacheMiB, dedupe } })
+      : new Worker(url, { workerData: { path, cacheMiB, dedupe } });
     this.worker.on('message', (m: { id: number; results: WireResult[] }) => {
       const p = this.pending.get(m.id);
       this.pending.delete(m.id);

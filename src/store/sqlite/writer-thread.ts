@@ -3,10 +3,11 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { openDatabase } from './open.js';
 import { AppendWriter, type WireJob, type WireResult } from './append-writer.js';
+import type { DedupeOptions } from './dedupe/event-keys.js';
 
-const { path, cacheMiB } = workerData as { path: string; cacheMiB: number };
+const { path, cacheMiB, dedupe } = workerData as { path: string; cacheMiB: number; dedupe?: DedupeOptions };
 const db = openDatabase(path, cacheMiB);
-const writer = new AppendWriter(db);
+const writer = new AppendWriter(db, dedupe);
 
 parentPort!.on('message', (msg: { id: number; jobs?: WireJob[]; close?: true }) => {
   if (msg.close) {
