@@ -170,6 +170,14 @@ async function main(): Promise<number> {
         },
       });
       say(`  ${Math.round(seed.eventsPerSec)} events/s over ${seed.seconds.toFixed(1)} s`);
+      if (o.engine === 'sqlite') {
+        // The seeder's writer thread would go on with its event-key upkeep (merges) beside the
+        // server's, two processes taking turns at SQLite's write lock. The server does what is left,
+        // as the one writer of a real deployment would.
+        await services.store.close();
+        services = await openServices(loadConfig({ DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn' }));
+        m.services = services;
+      }
       if (o.engine === 'postgres') {
         // Planner statistics, as autovacuum would have gathered them on a database that grew over time.
         const c = new pg.Client({ connectionString: o.pgUrl });

@@ -59,26 +59,33 @@ function assertKeysSound(db: Database.Database) {
 }
 
 describe('sqlite event keys', () => {
-  it('answer like a map of every event ever stored, through seals, merges and reopening', () => {
-    type Op = { kind: 'append'; events: Array<{ id: number; content: number }> } | { kind: 'steps'; n: number } | { kind: 'reopen' };
+  it('answer like a map of every event ever stored, through seals, merges, reopening and two writers', () => {
+    // Two writers on one file stand for two processes (the CLI beside a server): each has its own
+    // filters in memory, and must see the keys and runs the other one wrote.
+    type Op =
+      | { kind: 'append'; writer: number; events: Array<{ id: number; content: number }> }
+      | { kind: 'steps'; writer: number; n: number }
+      | { kind: 'reopen' };
+    const writer = fc.nat(1);
     const op: fc.Arbitrary<Op> = fc.oneof(
-      { weight: 5, arbitrary: fc.record({ kind: fc.constant('append' as const), events: fc.array(fc.record({ id: fc.nat(40), content: fc.nat(1) }), { minLength: 1, maxLength: 8 }) }) },
-      { weight: 3, arbitrary: fc.record({ kind: fc.constant('steps' as const), n: fc.integer({ min: 1, max: 6 }) }) },
+      { weight: 5, arbitrary: fc.record({ kind: fc.constant('append' as const), writer, events: fc.array(fc.record({ id: fc.nat(40), content: fc.nat(1) }), { minLength: 1, maxLength: 8 }) }) },
+      { weight: 3, arbitrary: fc.record({ kind: fc.constant('steps' as const), writer, n: fc.integer({ min: 1, max: 6 }) }) },
       { weight: 1, arbitrary: fc.record({ kind: fc.constant('reopen' as const) }) },
     );
     fc.assert(
       fc.property(fc.array(op, { minLength: 1, maxLength: 40 }), (ops) => {
         const path = join(dir, `prop-${files++}.sqlite`);
-        let db = databaseAt(path);
-        let writer = new AppendWriter(db, TINY);
+        const first = databaseAt(path);
+        let dbs = [first, openDatabase(path)];
+        let writers = dbs.map((db) => new AppendWriter(db, TINY));
         const model = new Map<string, number>();
         try {
           for (const o of ops) {
-            if (o.kind === 'steps') for (let i = 0; i < o.n && writer.upkeepStep(); i++);
+            if (o.kind === 'steps') for (let i = 0; i < o.n && writers[o.writer].upkeepStep(); i++);
             else if (o.kind === 'reopen') {
-              db.close();
-              db = openDatabase(path);
-              writer = new AppendWriter(db, TINY);
+              for (const db of dbs) db.close();
+              dbs = [openDatabase(path), openDatabase(path)];
+              writers = dbs.map((db) => new AppendWriter(db, TINY));
             } else {
               const expected = o.events.map(({ id, content }): AppendStatus => {
                 const key = `e${id}`;
@@ -89,20 +96,45 @@ describe('sqlite event keys', () => {
                 }
                 return had === content ? 'duplicate' : 'conflict';
               });
-              assert.deepEqual(append(writer, 'ten', o.events.map(({ id, content }) => wire('src', `e${id}`, content))), expected);
+              assert.deepEqual(append(writers[o.writer], 'ten', o.events.map(({ id, content }) => wire('src', `e${id}`, content))), expected);
             }
           }
-          while (writer.upkeepStep());
-          assertKeysSound(db);
-          // Everything settled: every key is still found, in whichever run it ended up.
+          // Both writers take turns until neither has upkeep left.
+          for (let busy = true; busy; ) busy = [writers[0].upkeepStep(), writers[1].upkeepStep()].some(Boolean);
+          assertKeysSound(dbs[0]);
+          // Everything settled: every key is still found, in whichever run it ended up, by either writer.
           const all = [...model].map(([id, content]) => wire('src', id, content));
-          if (all.length > 0) assert.deepEqual(append(writer, 'ten', all), all.map(() => 'duplicate'));
+          for (const w of writers) if (all.length > 0) assert.deepEqual(append(w, 'ten', all), all.map(() => 'duplicate'));
         } finally {
-          db.close();
+          for (const db of dbs) db.close();
         }
       }),
       { numRuns: RUNS },
     );
+  });
+
+  it('find keys another writer moved into a merge this writer knows', () => {
+    const path = join(dir, 'two-writers.sqlite');
+    const dbs = [databaseAt(path), openDatabase(path)];
+    try {
+      const [a, b] = dbs.map((db) => new AppendWriter(db, { runKeys: 2, fanIn: 2, chunkKeys: 2 }));
+      const keys = ['k1', 'k2', 'k3', 'k4'].map((id) => wire('src', id, 0));
+      append(a, 'ten', keys.slice(0, 2));
+      assert.equal(a.upkeepStep(), true); // seal
+      append(a, 'ten', keys.slice(2));
+      assert.equal(a.upkeepStep(), true); // seal
+      assert.equal(a.upkeepStep(), true); // start the merge
+      assert.equal(a.keyRuns().filter((r) => r.state === 'target').length, 1);
+      // The other writer learns of the merge at its next commit, then moves the first chunk.
+      assert.deepEqual(append(b, 'ten', [wire('src', 'k9', 0)]), ['accepted']);
+      assert.equal(b.upkeepStep(), true);
+      assert.deepEqual(append(a, 'ten', keys), ['duplicate', 'duplicate', 'duplicate', 'duplicate']);
+      while (a.upkeepStep());
+      assert.deepEqual(append(b, 'ten', keys), ['duplicate', 'duplicate', 'duplicate', 'duplicate']);
+      assertKeysSound(dbs[0]);
+    } finally {
+      for (const db of dbs) db.close();
+    }
   });
 
   it('seal full runs and merge a level into the next, in key order', () => {
@@ -147,7 +179,7 @@ describe('sqlite event keys', () => {
       assert.equal(writer.keyRuns().filter((r) => r.level === UNMERGED_LEVEL).length, 1);
       assertKeysSound(db);
       db.exec(sqliteMigrations.find((m) => m.version === 7)!.down);
-      assert.equal(db.prepare("SELECT count(*) FROM sqlite_master WHERE name IN ('event_keys', 'event_key_runs')").pluck().get(), 0);
+      assert.equal(db.prepare("SELECT count(*) FROM sqlite_master WHERE name IN ('event_keys', 'event_key_runs', 'event_key_state')").pluck().get(), 0);
       assert.throws(() => insert.run('ten', 'a', 'old-1', null, null, 1, null, 'x', 1), /UNIQUE constraint failed/);
     } finally {
       db.close();

@@ -80,6 +80,9 @@ export class AppendWriter {
       const results = this.transaction.immediate(jobs);
       this.upkeepSoon();
       return results;
+    } catch (e) {
+      this.keys.abandon();
+      throw e;
     } finally {
       this.rollups.clear();
     }
@@ -119,6 +122,7 @@ export class AppendWriter {
   private write(jobs: WireJob[]): WireResult[] {
     const s = this.s;
     const now = Date.now();
+    this.keys.begin();
     const results = jobs.map((job): WireResult => {
       const current = s.metersVersion.get(job.tenantId)?.meters_version ?? 0;
       if (current !== job.metersVersion) return { stale: true };
@@ -150,6 +154,7 @@ export class AppendWriter {
       return statuses;
     });
     this.rollups.flush();
+    this.keys.end();
     return results;
   }
 }

@@ -205,6 +205,7 @@ export const sqliteMigrations: Migration[] = [
     // The unique index over random event ids dirtied one random leaf per event once it outgrew the
     // cache; keys now live in runs (see dedupe/event-keys.ts). The existing keys become one run,
     // built in key order, that is never merged; its filter is made when the writer first opens.
+    // The generation tells a writer that another one wrote keys since (see dedupe/event-keys.ts).
     up: `
       CREATE TABLE event_key_runs (
         run INTEGER PRIMARY KEY,
@@ -215,11 +216,14 @@ export const sqliteMigrations: Migration[] = [
         filter BLOB
       );
       CREATE TABLE event_keys (run INTEGER NOT NULL, key TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (run, key)) WITHOUT ROWID;
+      CREATE TABLE event_key_state (id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL);
+      INSERT INTO event_key_state (id, generation) VALUES (1, 0);
       INSERT INTO event_key_runs (run, level, keys, state) SELECT 1, ${UNMERGED_LEVEL}, count(*), 'sealed' FROM events HAVING count(*) > 0;
       INSERT INTO event_keys (run, key, seq) SELECT 1, tenant_id || char(0) || source || char(0) || event_id, seq FROM events ORDER BY 2;
       DROP INDEX events_dedupe;`,
     down: `
       CREATE UNIQUE INDEX events_dedupe ON events(tenant_id, source, event_id);
+      DROP TABLE event_key_state;
       DROP TABLE event_keys;
       DROP TABLE event_key_runs;`,
   },

@@ -6,6 +6,10 @@
 // is sealed, and runs of a level are merged, in key order, into one run of the next level (FAN_IN to
 // one), a chunk at a time between commits. A key is in exactly one run at every commit, and a
 // lookup asks only the runs whose Bloom filter says "maybe".
+//
+// Filters live in memory, so a second process writing the same file (the CLI beside a server) must
+// not leave them stale: every transaction that writes keys bumps a generation number, and a writer
+// that finds a generation it did not write reloads the runs before it looks anything up.
 import type Database from 'better-sqlite3';
 import { KeyFilter, hashKey, type KeyHash } from './key-filter.js';
 
@@ -28,11 +32,16 @@ type RunState = 'open' | 'sealed' | 'target';
 interface Run {
   id: number;
   level: number;
+  /** Sealed: its keys. Target: its sources' keys, which it holds once the merge is done. Open: about how many it holds. */
   keys: number;
   state: RunState;
   /** The target run this sealed run is being merged into. */
   mergeInto: number | null;
   filter: KeyFilter;
+  /** Keys this process put in a target's filter; NaN when it cannot know (another writer moved some). */
+  filterKeys: number;
+  /** An open run another writer may have added keys to: its filter cannot say "not here", so it is always probed. */
+  probeAlways: boolean;
 }
 
 interface RunRow {
@@ -41,7 +50,7 @@ interface RunRow {
   keys: number;
   state: RunState;
   merge_into: number | null;
-  filter: Buffer | null;
+  has_filter: number;
 }
 
 /** The key of an event: NUL cannot occur in a source or an id (validation refuses it). */
@@ -53,15 +62,20 @@ export class EventKeys {
   /** Probed in this order: the open run first (retries are recent), then newest to oldest. */
   private runs: Run[] = [];
   private open!: Run;
+  /** The generation this writer last wrote; any other value in the table means another writer wrote since. */
+  private generation = -1;
 
   constructor(private readonly db: Database.Database, options: DedupeOptions = {}) {
     this.opts = { ...DEFAULTS, ...options };
     this.s = {
+      generation: db.prepare<[], number>('SELECT generation FROM event_key_state WHERE id = 1').pluck(),
+      bump: db.prepare<[], number>('UPDATE event_key_state SET generation = generation + 1 WHERE id = 1 RETURNING generation').pluck(),
       find: db.prepare<[number, string], number>('SELECT seq FROM event_keys WHERE run = ? AND key = ?').pluck(),
       insert: db.prepare<[number, string, number]>('INSERT INTO event_keys (run, key, seq) VALUES (?, ?, ?)'),
       keysOf: db.prepare<[number], string>('SELECT key FROM event_keys WHERE run = ?').pluck(),
       countOf: db.prepare<[number], number>('SELECT count(*) FROM event_keys WHERE run = ?').pluck(),
-      runs: db.prepare<[], RunRow>('SELECT run, level, keys, state, merge_into, filter FROM event_key_runs ORDER BY run DESC'),
+      runs: db.prepare<[], RunRow>('SELECT run, level, keys, state, merge_into, filter IS NOT NULL AS has_filter FROM event_key_runs ORDER BY run DESC'),
+      filter: db.prepare<[number], Buffer>('SELECT filter FROM event_key_runs WHERE run = ?').pluck(),
       newRun: db.prepare<[number, RunState]>("INSERT INTO event_key_runs (run, level, keys, state) VALUES ((SELECT coalesce(max(run), 0) + 1 FROM event_key_runs), ?, 0, ?)"),
       seal: db.prepare<[number, Buffer, number]>("UPDATE event_key_runs SET state = 'sealed', keys = ?, filter = ? WHERE run = ?"),
       mergeInto: db.prepare<[number, number]>('UPDATE event_key_runs SET merge_into = ? WHERE run = ?'),
@@ -84,15 +98,48 @@ export class EventKeys {
       mergeDeleteAll: db.prepare<[number]>('DELETE FROM event_keys WHERE run IN (SELECT run FROM event_key_runs WHERE merge_into = ?)'),
       dropSources: db.prepare<[number]>('DELETE FROM event_key_runs WHERE merge_into = ?'),
     };
-    this.load();
+    // Loads the runs (and opens the first one, or makes the filter migration 7 left out).
+    this.db.transaction(() => {
+      this.begin();
+      this.end();
+    }).immediate();
+  }
+
+  /**
+   * First thing in every transaction that reads or writes keys (the caller's, which must be a
+   * write transaction, so no other writer can come in between): catches up with other writers.
+   */
+  begin(): void {
+    if (this.s.generation.get() !== this.generation) this.reload();
+  }
+
+  /** Last thing in such a transaction. */
+  end(): void {
+    this.generation = this.s.bump.get()!;
+  }
+
+  /**
+   * After a transaction that failed: what this process holds in memory may describe changes that
+   * were rolled back, so it is read again from the database before the next use.
+   */
+  abandon(): void {
+    this.generation = -1;
   }
 
   /** The seq of the stored event with this key, if there is one. */
   find(key: string, h: KeyHash = hashKey(key)): number | undefined {
+    let targetProbed = false;
     for (const run of this.runs) {
-      if (!run.filter.mayContain(h)) continue;
+      // A target holds keys taken from its sources, whose filters know them; its own filter may
+      // lack what another writer moved.
+      if (run.state === 'target' || (!run.probeAlways && !run.filter.mayContain(h))) continue;
       const seq = this.s.find.get(run.id, key);
       if (seq !== undefined) return seq;
+      if (run.mergeInto !== null && !targetProbed) {
+        targetProbed = true;
+        const moved = this.s.find.get(run.mergeInto, key);
+        if (moved !== undefined) return moved;
+      }
     }
     return undefined;
   }
@@ -107,19 +154,25 @@ export class EventKeys {
 
   /**
    * One step of upkeep in its own transaction: seal the open run, or move one chunk of a merge, or
-   * start a merge. Run between commits; true while there is more to do.
+   * start a merge. Run between commits; true while there is more to do. With nothing due it opens
+   * no transaction (what another writer made due, that writer does, or this one after its next commit).
    */
   maintain(): boolean {
-    if (this.open.keys >= this.opts.runKeys) {
-      this.sealOpen();
-      return true;
+    if (this.due() === undefined) return false;
+    try {
+      return this.db.transaction(() => {
+        this.begin();
+        const step = this.due();
+        if (step === 'seal') this.sealOpen();
+        else if (step === 'merge') this.mergeStep(this.runs.find((r) => r.state === 'target')!);
+        else if (step !== undefined) this.startMerge(step);
+        this.end();
+        return step !== undefined;
+      }).immediate();
+    } catch (e) {
+      this.abandon();
+      throw e;
     }
-    const target = this.runs.find((r) => r.state === 'target');
-    if (target) {
-      this.mergeStep(target);
-      return true;
-    }
-    return this.startMerge();
   }
 
   /** Runs and keys per level (tests, and the store's statistics). */
@@ -127,29 +180,65 @@ export class EventKeys {
     return this.runs.map(({ id, level, keys, state, mergeInto }) => ({ id, level, keys, state, mergeInto }));
   }
 
-  private load(): void {
-    this.db.transaction(() => {
-      const rows = this.s.runs.all();
-      if (!rows.some((r) => r.state === 'open')) {
-        this.s.newRun.run(0, 'open');
-        rows.unshift(this.s.runs.get()!);
-      }
-      this.runs = rows.map((r) => {
+  /** What upkeep is due: seal, a merge step, or a merge of these runs to start. */
+  private due(): 'seal' | 'merge' | Run[] | undefined {
+    if (this.open.keys >= this.opts.runKeys) return 'seal';
+    if (this.runs.some((r) => r.state === 'target')) return 'merge';
+    const byLevel = new Map<number, Run[]>();
+    for (const r of this.runs) {
+      if (r.state !== 'sealed' || r.level >= UNMERGED_LEVEL) continue;
+      byLevel.set(r.level, [...(byLevel.get(r.level) ?? []), r]);
+    }
+    const level = [...byLevel.keys()].sort((a, b) => a - b).find((l) => byLevel.get(l)!.length >= this.opts.fanIn);
+    // The oldest runs of the lowest full level.
+    return level === undefined ? undefined : byLevel.get(level)!.sort((a, b) => a.id - b.id).slice(0, this.opts.fanIn);
+  }
+
+  /**
+   * Reads the runs as stored. What cannot have changed is kept (a sealed run's filter), so catching
+   * up with another writer costs one small query, not a rescan: an open run this process knew is
+   * probed directly from then on, and a target's filter is made again from its keys when it is done.
+   */
+  private reload(): void {
+    const first = this.runs.length === 0;
+    let rows = this.s.runs.all();
+    if (!rows.some((r) => r.state === 'open')) {
+      this.s.newRun.run(0, 'open');
+      rows = this.s.runs.all();
+    }
+    const known = new Map(this.runs.map((r) => [r.id, r]));
+    this.runs = rows.map((r): Run => {
+      const was = known.get(r.run);
+      const run = { id: r.run, level: r.level, keys: r.keys, state: r.state, mergeInto: r.merge_into, probeAlways: false };
+      if (r.state === 'sealed') {
+        if (was?.state === 'sealed') return { ...run, filter: was.filter, filterKeys: r.keys };
         let filter: KeyFilter;
-        let keys = r.keys;
-        if (r.filter) filter = KeyFilter.fromBytes(r.filter);
+        if (r.has_filter) filter = KeyFilter.fromBytes(this.s.filter.get(r.run)!);
         else {
-          // The open run and a merge's target are rebuilt from their keys; a sealed run without a
-          // filter (made by the migration) gets one saved.
-          // A target's keys: all its sources' keys, which it holds once the merge is done.
-          if (r.state === 'open') keys = this.s.countOf.get(r.run)!;
-          else if (r.state === 'target') keys = rows.filter((x) => x.merge_into === r.run).reduce((n, x) => n + x.keys, 0);
-          filter = this.filterOf(r.run, r.state === 'open' ? Math.max(this.opts.runKeys * 2, keys) : keys);
-          if (r.state === 'sealed') this.s.seal.run(keys, filter.toBytes(), r.run);
+          // Only the run migration 7 made from the old index has none: made once, and saved.
+          filter = this.filterOf(r.run, r.keys);
+          this.s.seal.run(r.keys, filter.toBytes(), r.run);
         }
-        return { id: r.run, level: r.level, keys, state: r.state, mergeInto: r.merge_into, filter };
-      });
-    }).immediate();
+        return { ...run, filter, filterKeys: r.keys };
+      }
+      if (r.state === 'open') {
+        if (was?.state === 'open') return { ...was, probeAlways: true };
+        // New to this process (at start, or opened by another writer): a filter of what it holds now.
+        const keys = this.s.countOf.get(r.run)!;
+        return { ...run, keys, filter: this.filterOf(r.run, Math.max(this.opts.runKeys * 2, keys)), filterKeys: keys };
+      }
+      const keys = rows.filter((x) => x.merge_into === r.run).reduce((n, x) => n + x.keys, 0);
+      if (was?.state === 'target') return { ...run, keys, filter: was.filter, filterKeys: NaN };
+      if (!first) return { ...run, keys, filter: KeyFilter.sized(keys), filterKeys: NaN };
+      // A merge met at start (this process restarted in the middle of it): a filter of what it holds.
+      const filter = KeyFilter.sized(keys);
+      let filterKeys = 0;
+      for (const key of this.s.keysOf.iterate(r.run)) {
+        filter.add(hashKey(key));
+        filterKeys++;
+      }
+      return { ...run, keys, filter, filterKeys };
+    });
     this.open = this.runs.find((r) => r.state === 'open')!;
     this.runs = [this.open, ...this.runs.filter((r) => r !== this.open)];
   }
@@ -163,66 +252,46 @@ export class EventKeys {
   /** The open run becomes sealed, with a filter sized to its keys; a new open run takes its place. */
   private sealOpen(): void {
     const old = this.open;
-    let sealed!: Run, fresh!: Run;
-    this.db.transaction(() => {
-      const keys = this.s.countOf.get(old.id)!;
-      // Rebuilt from what was committed: exact size, and none of a rolled-back commit's bits.
-      const filter = this.filterOf(old.id, keys);
-      this.s.seal.run(keys, filter.toBytes(), old.id);
-      const id = Number(this.s.newRun.run(0, 'open').lastInsertRowid);
-      sealed = { ...old, keys, state: 'sealed', filter };
-      fresh = { id, level: 0, keys: 0, state: 'open', mergeInto: null, filter: KeyFilter.sized(this.opts.runKeys * 2) };
-    }).immediate();
-    this.open = fresh;
-    this.runs = [fresh, sealed, ...this.runs.filter((r) => r !== old)];
+    const keys = this.s.countOf.get(old.id)!;
+    // Made from what is stored: exact size, and none of a rolled-back commit's bits.
+    const filter = this.filterOf(old.id, keys);
+    this.s.seal.run(keys, filter.toBytes(), old.id);
+    const id = Number(this.s.newRun.run(0, 'open').lastInsertRowid);
+    const sealed: Run = { ...old, keys, state: 'sealed', filter, filterKeys: keys, probeAlways: false };
+    this.open = { id, level: 0, keys: 0, state: 'open', mergeInto: null, filter: KeyFilter.sized(this.opts.runKeys * 2), filterKeys: 0, probeAlways: false };
+    this.runs = [this.open, sealed, ...this.runs.filter((r) => r !== old)];
   }
 
-  /** The oldest FAN_IN sealed runs of the lowest full level start merging into a new run. */
-  private startMerge(): boolean {
-    const byLevel = new Map<number, Run[]>();
-    for (const r of this.runs) {
-      if (r.state !== 'sealed' || r.level >= UNMERGED_LEVEL) continue;
-      byLevel.set(r.level, [...(byLevel.get(r.level) ?? []), r]);
+  /** These sealed runs start merging into a new run of the next level. */
+  private startMerge(sources: Run[]): void {
+    const id = Number(this.s.newRun.run(sources[0].level + 1, 'target').lastInsertRowid);
+    for (const s of sources) {
+      this.s.mergeInto.run(id, s.id);
+      s.mergeInto = id;
     }
-    const level = [...byLevel.keys()].sort((a, b) => a - b).find((l) => byLevel.get(l)!.length >= this.opts.fanIn);
-    if (level === undefined) return false;
-    const sources = byLevel.get(level)!.sort((a, b) => a.id - b.id).slice(0, this.opts.fanIn);
-    let target!: Run;
-    this.db.transaction(() => {
-      const id = Number(this.s.newRun.run(level + 1, 'target').lastInsertRowid);
-      for (const s of sources) this.s.mergeInto.run(id, s.id);
-      const keys = sources.reduce((n, s) => n + s.keys, 0);
-      target = { id, level: level + 1, keys, state: 'target', mergeInto: null, filter: KeyFilter.sized(keys) };
-    }).immediate();
-    for (const s of sources) s.mergeInto = target.id;
-    // Newest first after the open run: the target holds older keys than any sealed level-0 run.
-    this.runs.push(target);
-    return true;
+    const keys = sources.reduce((n, s) => n + s.keys, 0);
+    this.runs.push({ id, level: sources[0].level + 1, keys, state: 'target', mergeInto: null, filter: KeyFilter.sized(keys), filterKeys: 0, probeAlways: false });
   }
 
   /** Moves the sources' keys up to the next chunk boundary into the target, in key order. */
   private mergeStep(target: Run): void {
     const sources = this.runs.filter((r) => r.mergeInto === target.id);
     const perSource = Math.max(1, Math.floor(this.opts.chunkKeys / sources.length));
-    let done = false;
-    this.db.transaction(() => {
-      const upTo = this.s.mergeUpTo.get(perSource - 1, target.id) ?? null;
-      const rows = upTo === null ? this.s.mergeRowsAll.all(target.id) : this.s.mergeRowsUpTo.all(target.id, upTo);
-      for (const { key, seq } of rows) {
-        this.s.insert.run(target.id, key, seq);
-        target.filter.add(hashKey(key));
-      }
-      if (upTo === null) this.s.mergeDeleteAll.run(target.id);
-      else this.s.mergeDeleteUpTo.run(target.id, upTo);
-      if (upTo === null) {
-        this.s.seal.run(target.keys, target.filter.toBytes(), target.id);
-        this.s.dropSources.run(target.id);
-        done = true;
-      }
-    }).immediate();
-    if (done) {
-      target.state = 'sealed';
-      this.runs = this.runs.filter((r) => r.mergeInto !== target.id);
+    const upTo = this.s.mergeUpTo.get(perSource - 1, target.id) ?? null;
+    const rows = upTo === null ? this.s.mergeRowsAll.all(target.id) : this.s.mergeRowsUpTo.all(target.id, upTo);
+    for (const { key, seq } of rows) {
+      this.s.insert.run(target.id, key, seq);
+      target.filter.add(hashKey(key));
     }
+    if (upTo === null) this.s.mergeDeleteAll.run(target.id);
+    else this.s.mergeDeleteUpTo.run(target.id, upTo);
+    target.filterKeys += rows.length;
+    if (upTo !== null) return;
+    // Done: the target is sealed with a filter of every key it holds.
+    const filter = target.filterKeys === target.keys ? target.filter : this.filterOf(target.id, target.keys);
+    this.s.seal.run(target.keys, filter.toBytes(), target.id);
+    this.s.dropSources.run(target.id);
+    Object.assign(target, { state: 'sealed', filter, filterKeys: target.keys });
+    this.runs = this.runs.filter((r) => r.mergeInto !== target.id);
   }
 }
