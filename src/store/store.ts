@@ -115,7 +115,8 @@ export interface Store {
   listTenants(): Promise<Tenant[]>;
 
   // api keys
-  insertApiKey(key: ApiKeyRecord): Promise<void>;
+  /** False when a key with this id exists already (nothing is written): instances seeding one key at once. */
+  insertApiKey(key: ApiKeyRecord): Promise<boolean>;
   getApiKey(id: string): Promise<ApiKeyRecord | undefined>;
   listApiKeys(tenantId: string): Promise<ApiKeyRecord[]>;
   revokeApiKey(tenantId: string, id: string, at: number): Promise<boolean>;

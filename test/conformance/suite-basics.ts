@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import type { Suite } from './suite-context.js';
 import type { Customer } from '../../src/modules/customers/customers.types.js';
 import { StaleMetersError } from '../../src/store/store.js';
+import { ApiKeysService } from '../../src/modules/api-keys/api-keys.service.js';
 import { ALL_BUCKETS, append, assertRollupsMatchEvents, createMeter, mkEvent, mkMeter, newTenant, uid } from './helpers.js';
 
 const HOUR = 3_600_000;
@@ -42,13 +43,24 @@ export function basicsSuite(ctx: Suite) {
   });
 
   describe('api keys', () => {
+    it('seeded by several instances at once: one key, every instance gets it', async () => {
+      const t = await newTenant(ctx.store);
+      // Separate services, as separate processes have; each reads "absent" before any writes.
+      const key = `${uid('seeded')}-operator-chosen-secret`;
+      const seeds = await Promise.all(Array.from({ length: 6 }, () => new ApiKeysService(ctx.store).seed(t, 'admin', ['admin'], key)));
+      assert.equal(new Set(seeds.map((k) => JSON.stringify(k))).size, 1);
+      assert.equal((await ctx.store.listApiKeys(t)).length, 1);
+    });
+
     it('are inserted, read, listed and revoked within their tenant only', async () => {
       const a = await newTenant(ctx.store);
       const b = await newTenant(ctx.store);
       const k1 = { id: uid('key'), tenantId: a, name: 'one', secretHash: 'h1', scopes: ['ingest', 'read'] as const, createdAt: 10, revokedAt: null };
       const k2 = { id: uid('key'), tenantId: a, name: 'two', secretHash: 'h2', scopes: ['admin'] as const, createdAt: 20, revokedAt: null };
       const k3 = { id: uid('key'), tenantId: b, name: 'three', secretHash: 'h3', scopes: ['read'] as const, createdAt: 5, revokedAt: null };
-      for (const k of [k2, k1, k3]) await ctx.store.insertApiKey({ ...k, scopes: [...k.scopes] });
+      for (const k of [k2, k1, k3]) assert.equal(await ctx.store.insertApiKey({ ...k, scopes: [...k.scopes] }), true);
+      // The same id again (instances seeding one key at once) writes nothing and says so.
+      assert.equal(await ctx.store.insertApiKey({ ...k1, name: 'again', secretHash: 'other', scopes: ['admin'] }), false);
       assert.deepEqual(await ctx.store.getApiKey(k1.id), { ...k1, scopes: ['ingest', 'read'] });
       assert.deepEqual((await ctx.store.listApiKeys(a)).map((k) => k.id), [k1.id, k2.id]);
       assert.deepEqual((await ctx.store.listApiKeys(b)).map((k) => k.id), [k3.id]);

@@ -11,7 +11,15 @@ for (const engine of engines().filter((e) => e.name === 'postgres')) {
     it('the same events sent to both instances at once are counted once, with right receipts', { timeout: 180_000 }, async () => {
       const dbUrl = engine.freshUrl();
       const env = { DATABASE_URL: dbUrl, METERD_ADMIN_KEY: 'two-instances-admin-key-123456', RATE_LIMIT_PER_SECOND: '0' };
-      const [one, two] = await Promise.all([startServerProcess(env), startServerProcess(env)]);
+      // Started together, as a deployment starts its replicas: both seed the same admin key.
+      const started = await Promise.allSettled([startServerProcess(env), startServerProcess(env)]);
+      const up = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+      if (up.length < 2) {
+        for (const s of up) s.child.kill('SIGTERM');
+        await Promise.all(up.map((s) => s.exited));
+        throw (started.find((s) => s.status === 'rejected') as PromiseRejectedResult).reason;
+      }
+      const [one, two] = up;
       const headers = { authorization: `Bearer ${env.METERD_ADMIN_KEY}`, 'content-type': 'application/json' };
       try {
         const meter = await fetch(`${one.url}/v1/meters`, { method: 'POST', headers, body: JSON.stringify({ slug: 'amount', eventType: 'two', aggregation: 'SUM', valueProperty: '$.v' }) });

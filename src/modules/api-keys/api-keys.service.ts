@@ -58,7 +58,8 @@ export class ApiKeysService {
     const id = randomId();
     const secret = randomBytes(32).toString('base64url');
     const record: ApiKeyRecord = { id, tenantId, name, secretHash: hashSecret(secret), scopes, createdAt: Date.now(), revokedAt: null };
-    await this.store.insertApiKey(record);
+    // 16 random characters: a taken id means something is badly wrong, not bad luck.
+    if (!(await this.store.insertApiKey(record))) throw new Error(`API key id ${id} exists already`);
     return { key: `mk_${id}_${secret}`, record };
   }
 
@@ -71,8 +72,9 @@ export class ApiKeysService {
     const existing = await this.store.getApiKey(id);
     if (existing) return existing;
     const record: ApiKeyRecord = { id, tenantId, name, secretHash: hashSecret(secret), scopes, createdAt: Date.now(), revokedAt: null };
-    await this.store.insertApiKey(record);
-    return record;
+    // Instances starting together all seed it: one writes it, the others read what it wrote.
+    if (await this.store.insertApiKey(record)) return record;
+    return (await this.store.getApiKey(id))!;
   }
 
   /** Resolves a bearer key to its record, or throws unauthenticated. Successes are remembered for a second. */

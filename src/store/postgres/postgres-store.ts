@@ -95,11 +95,12 @@ export class PostgresStore implements Store {
 
   // api keys
 
-  async insertApiKey(k: ApiKeyRecord): Promise<void> {
-    await this.pool.query(
-      'INSERT INTO api_keys (id, tenant_id, name, secret_hash, scopes, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+  async insertApiKey(k: ApiKeyRecord): Promise<boolean> {
+    const r = await this.pool.query(
+      'INSERT INTO api_keys (id, tenant_id, name, secret_hash, scopes, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING',
       [k.id, k.tenantId, k.name, k.secretHash, k.scopes.join(','), k.createdAt, k.revokedAt],
     );
+    return r.rowCount === 1;
   }
 
   async getApiKey(id: string): Promise<ApiKeyRecord | undefined> {

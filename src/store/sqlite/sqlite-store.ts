@@ -178,10 +178,11 @@ export class SqliteStore implements Store {
 
   // api keys
 
-  async insertApiKey(k: ApiKeyRecord): Promise<void> {
-    this.db
-      .prepare('INSERT INTO api_keys (id, tenant_id, name, secret_hash, scopes, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+  async insertApiKey(k: ApiKeyRecord): Promise<boolean> {
+    const r = this.db
+      .prepare('INSERT INTO api_keys (id, tenant_id, name, secret_hash, scopes, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING')
       .run(k.id, k.tenantId, k.name, k.secretHash, k.scopes.join(','), k.createdAt, k.revokedAt);
+    return r.changes === 1;
   }
 
   // Prepared once: authentication reads a key whenever its short-lived cache misses.
