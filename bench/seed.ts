@@ -1,5 +1,6 @@
 // Setting up the benchmark tenant in-process (meters first, so seeded events get their rollups; then
 // customers) and seeding events in bulk through the same append path the HTTP API uses.
+import Database from 'better-sqlite3';
 import { systemCtx } from '../src/core/context.js';
 import type { Services } from '../src/main.js';
 import { validateEvent } from '../src/modules/events/event-validation.js';
@@ -59,4 +60,26 @@ export async function seedEvents(
   await Promise.all(Array.from({ length: Math.max(1, opts.concurrency) }, worker));
   const seconds = (performance.now() - t0) / 1000;
   return { events: total, seconds, eventsPerSec: total / seconds };
+}
+
+/**
+ * Waits until the seeding process's SQLite writer has finished its event-key upkeep (sealing and
+ * merging runs, which goes on after the last append): the generation every upkeep step bumps has
+ * stood still for a second. Then the server starts B3 as a single writer would after a bulk load.
+ */
+export async function settleKeyRuns(path: string, timeoutMs = 15 * 60_000): Promise<void> {
+  const db = new Database(path, { readonly: true });
+  try {
+    const generation = db.prepare<[], number>('SELECT generation FROM event_key_state WHERE id = 1').pluck();
+    const deadline = Date.now() + timeoutMs;
+    for (let last = -1; Date.now() < deadline; ) {
+      const now = generation.get()!;
+      if (now === last) return;
+      last = now;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    throw new Error('the seeded event keys are still being merged after 15 minutes');
+  } finally {
+    db.close();
+  }
 }
