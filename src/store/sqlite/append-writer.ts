@@ -88,12 +88,12 @@ export class AppendWriter {
     }
   }
 
-  /** One step of the event keys' upkeep now; true while more remains (tests). */
+  /** One step of the event keys' upkeep now; true while more remains (tests, bench/event-keys.ts). */
   upkeepStep(): boolean {
     return this.keys.maintain();
   }
 
-  /** The event keys' shape (tests). */
+  /** The event keys' runs (tests, bench/event-keys.ts). */
   keyRuns() {
     return this.keys.shape();
   }

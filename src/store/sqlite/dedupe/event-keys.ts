@@ -175,7 +175,7 @@ export class EventKeys {
     }
   }
 
-  /** Runs and keys per level (tests, and the store's statistics). */
+  /** Runs and keys per level (tests, bench/event-keys.ts). */
   shape(): Array<{ id: number; level: number; keys: number; state: RunState; mergeInto: number | null }> {
     return this.runs.map(({ id, level, keys, state, mergeInto }) => ({ id, level, keys, state, mergeInto }));
   }
