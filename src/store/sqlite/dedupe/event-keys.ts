@@ -38,10 +38,10 @@ interface Run {
   /** The target run this sealed run is being merged into. */
   mergeInto: number | null;
   filter: KeyFilter;
-  /** Keys this process put in a target's filter; NaN when it cannot know (another writer moved some). */
-  filterKeys: number;
-  /** An open run another writer may have added keys to: its filter cannot say "not here", so it is always probed. */
-  probeAlways: boolean;
+  /** Targets only: keys this process put in the filter; NaN when it cannot know (another writer moved some). */
+  filterKeys?: number;
+  /** Open run only: another writer may have added keys, so its filter cannot say "not here" and it is always probed. */
+  probeAlways?: boolean;
 }
 
 interface RunRow {
@@ -127,7 +127,7 @@ export class EventKeys {
   }
 
   /** The seq of the stored event with this key, if there is one. */
-  find(key: string, h: KeyHash = hashKey(key)): number | undefined {
+  find(key: string, h: KeyHash): number | undefined {
     let targetProbed = false;
     for (const run of this.runs) {
       // A target holds keys taken from its sources, whose filters know them; its own filter may
@@ -187,7 +187,9 @@ export class EventKeys {
     const byLevel = new Map<number, Run[]>();
     for (const r of this.runs) {
       if (r.state !== 'sealed' || r.level >= UNMERGED_LEVEL) continue;
-      byLevel.set(r.level, [...(byLevel.get(r.level) ?? []), r]);
+      const level = byLevel.get(r.level);
+      if (level) level.push(r);
+      else byLevel.set(r.level, [r]);
     }
     const level = [...byLevel.keys()].sort((a, b) => a - b).find((l) => byLevel.get(l)!.length >= this.opts.fanIn);
     // The oldest runs of the lowest full level.
@@ -200,7 +202,7 @@ export class EventKeys {
    * probed directly from then on, and a target's filter is made again from its keys when it is done.
    */
   private reload(): void {
-    const first = this.runs.length === 0;
+    const atStart = this.runs.length === 0;
     let rows = this.s.runs.all();
     if (!rows.some((r) => r.state === 'open')) {
       this.s.newRun.run(0, 'open');
@@ -209,9 +211,9 @@ export class EventKeys {
     const known = new Map(this.runs.map((r) => [r.id, r]));
     this.runs = rows.map((r): Run => {
       const was = known.get(r.run);
-      const run = { id: r.run, level: r.level, keys: r.keys, state: r.state, mergeInto: r.merge_into, probeAlways: false };
+      const run = { id: r.run, level: r.level, keys: r.keys, state: r.state, mergeInto: r.merge_into };
       if (r.state === 'sealed') {
-        if (was?.state === 'sealed') return { ...run, filter: was.filter, filterKeys: r.keys };
+        if (was?.state === 'sealed') return { ...run, filter: was.filter };
         let filter: KeyFilter;
         if (r.has_filter) filter = KeyFilter.fromBytes(this.s.filter.get(r.run)!);
         else {
@@ -219,25 +221,19 @@ export class EventKeys {
           filter = this.filterOf(r.run, r.keys);
           this.s.seal.run(r.keys, filter.toBytes(), r.run);
         }
-        return { ...run, filter, filterKeys: r.keys };
+        return { ...run, filter };
       }
       if (r.state === 'open') {
         if (was?.state === 'open') return { ...was, probeAlways: true };
         // New to this process (at start, or opened by another writer): a filter of what it holds now.
         const keys = this.s.countOf.get(r.run)!;
-        return { ...run, keys, filter: this.filterOf(r.run, Math.max(this.opts.runKeys * 2, keys)), filterKeys: keys };
+        return { ...run, keys, filter: this.filterOf(r.run, Math.max(this.opts.runKeys * 2, keys)) };
       }
       const keys = rows.filter((x) => x.merge_into === r.run).reduce((n, x) => n + x.keys, 0);
       if (was?.state === 'target') return { ...run, keys, filter: was.filter, filterKeys: NaN };
-      if (!first) return { ...run, keys, filter: KeyFilter.sized(keys), filterKeys: NaN };
+      if (!atStart) return { ...run, keys, filter: KeyFilter.sized(keys), filterKeys: NaN };
       // A merge met at start (this process restarted in the middle of it): a filter of what it holds.
-      const filter = KeyFilter.sized(keys);
-      let filterKeys = 0;
-      for (const key of this.s.keysOf.iterate(r.run)) {
-        filter.add(hashKey(key));
-        filterKeys++;
-      }
-      return { ...run, keys, filter, filterKeys };
+      return { ...run, keys, filter: this.filterOf(r.run, keys), filterKeys: this.s.countOf.get(r.run)! };
     });
     this.open = this.runs.find((r) => r.state === 'open')!;
     this.runs = [this.open, ...this.runs.filter((r) => r !== this.open)];
@@ -257,8 +253,8 @@ export class EventKeys {
     const filter = this.filterOf(old.id, keys);
     this.s.seal.run(keys, filter.toBytes(), old.id);
     const id = Number(this.s.newRun.run(0, 'open').lastInsertRowid);
-    const sealed: Run = { ...old, keys, state: 'sealed', filter, filterKeys: keys, probeAlways: false };
-    this.open = { id, level: 0, keys: 0, state: 'open', mergeInto: null, filter: KeyFilter.sized(this.opts.runKeys * 2), filterKeys: 0, probeAlways: false };
+    const sealed: Run = { id: old.id, level: old.level, keys, state: 'sealed', mergeInto: null, filter };
+    this.open = { id, level: 0, keys: 0, state: 'open', mergeInto: null, filter: KeyFilter.sized(this.opts.runKeys * 2) };
     this.runs = [this.open, sealed, ...this.runs.filter((r) => r !== old)];
   }
 
@@ -270,7 +266,7 @@ export class EventKeys {
       s.mergeInto = id;
     }
     const keys = sources.reduce((n, s) => n + s.keys, 0);
-    this.runs.push({ id, level: sources[0].level + 1, keys, state: 'target', mergeInto: null, filter: KeyFilter.sized(keys), filterKeys: 0, probeAlways: false });
+    this.runs.push({ id, level: sources[0].level + 1, keys, state: 'target', mergeInto: null, filter: KeyFilter.sized(keys), filterKeys: 0 });
   }
 
   /** Moves the sources' keys up to the next chunk boundary into the target, in key order. */
@@ -285,13 +281,13 @@ export class EventKeys {
     }
     if (upTo === null) this.s.mergeDeleteAll.run(target.id);
     else this.s.mergeDeleteUpTo.run(target.id, upTo);
-    target.filterKeys += rows.length;
+    target.filterKeys = (target.filterKeys ?? NaN) + rows.length;
     if (upTo !== null) return;
     // Done: the target is sealed with a filter of every key it holds.
     const filter = target.filterKeys === target.keys ? target.filter : this.filterOf(target.id, target.keys);
     this.s.seal.run(target.keys, filter.toBytes(), target.id);
     this.s.dropSources.run(target.id);
-    Object.assign(target, { state: 'sealed', filter, filterKeys: target.keys });
+    Object.assign(target, { state: 'sealed', filter, filterKeys: undefined });
     this.runs = this.runs.filter((r) => r.mergeInto !== target.id);
   }
 }

@@ -63,24 +63,24 @@ export class KeyFilter {
   }
 
   add(h: KeyHash): void {
-    const base = (h.a % this.blocks) * BLOCK_WORDS;
-    let x = h.b;
-    const step = (h.a >>> 16) | 1;
-    for (let i = 0; i < PROBES; i++) {
-      const bit = x & 511;
-      this.words[base + (bit >>> 5)] |= 1 << (bit & 31);
-      x = (x + step) | 0;
-      x = (x >>> 9) | (x << 23);
-    }
+    this.probe(h, true);
   }
 
   mayContain(h: KeyHash): boolean {
+    return this.probe(h, false);
+  }
+
+  /** Visits the key's PROBES bits in its block: sets them, or answers whether all are set. */
+  private probe(h: KeyHash, set: boolean): boolean {
     const base = (h.a % this.blocks) * BLOCK_WORDS;
     let x = h.b;
     const step = (h.a >>> 16) | 1;
     for (let i = 0; i < PROBES; i++) {
       const bit = x & 511;
-      if ((this.words[base + (bit >>> 5)] & (1 << (bit & 31))) === 0) return false;
+      const word = base + (bit >>> 5);
+      const mask = 1 << (bit & 31);
+      if (set) this.words[word] |= mask;
+      else if ((this.words[word] & mask) === 0) return false;
       x = (x + step) | 0;
       x = (x >>> 9) | (x << 23);
     }
