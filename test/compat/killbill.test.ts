@@ -164,6 +164,21 @@ for (const engine of engines()) {
       assert.match(await raw.text(), /"rolledUpUnits":\[\{"unitType":"Storage GB","amount":12345678901234\.12345679\}\]/);
     });
 
+    it('ignores properties Kill Bill does not define, however deeply nested (no 500)', async () => {
+      const sub = await newSubscription();
+      const headers = { authorization: `Basic ${Buffer.from(`demo:${a.ingest}`).toString('base64')}`, 'x-killbill-apikey': a.id, 'x-killbill-apisecret': a.ingest, 'x-killbill-createdby': 'demo', 'content-type': 'application/json' };
+      // Deeper than a recursive JSON walk survives (the fuzz suite found one that did not).
+      const deep = `${'['.repeat(20_000)}${']'.repeat(20_000)}`;
+      const rawBody = `{"subscriptionId":"${sub}","trackingId":"deep","extra":${deep},"unitUsageRecords":[{"unitType":"api-calls","x":${deep},"usageRecords":[{"recordDate":"${day(-1)}","amount":3}]}]}`;
+      assert.equal((await call(t.url, 'POST', '/1.0/kb/usages', { rawBody, headers })).status, 201);
+      assert.deepEqual(await amounts(sub), { 'api-calls': 3 });
+      // A resend is the same request: the usage it records is the same, whatever else it carries.
+      const again = await call(t.url, 'POST', '/1.0/kb/usages', { rawBody: rawBody.replace('"extra":', '"other":'), headers });
+      assert.equal(again.status, 400);
+      assert.equal(again.body.code, 50000);
+      assert.deepEqual(await amounts(sub), { 'api-calls': 3 });
+    });
+
     it('answers bad input with Kill Bill\'s error JSON and writes nothing', async () => {
       const sub = await newSubscription();
       const bad = async (body: unknown, message: RegExp, createdBy = 'demo') => {

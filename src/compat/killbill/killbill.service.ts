@@ -201,7 +201,10 @@ export class KillBillService {
 
     // The marker's insert is the arbiter: the store accepts one (source, id) once, so of many
     // concurrent requests with one trackingId exactly one writes its records.
-    const requestHash = createHash('sha256').update(canonicalize({ s: req.subscriptionId, t: trackingId, u: req.unitUsageRecords }) ?? '').digest('base64url');
+    // The request's identity is what it records, not properties Kill Bill does not define (which
+    // may be anything, nested deeper than a recursive walk survives).
+    const usage = req.unitUsageRecords.map((unit) => ({ unitType: unit.unitType, usageRecords: unit.usageRecords.map((r) => ({ recordDate: r.recordDate, amount: r.amount })) }));
+    const requestHash = createHash('sha256').update(canonicalize({ s: req.subscriptionId, t: trackingId, u: usage }) ?? '').digest('base64url');
     const marker = this.event({
       id: `tracking:${trackingId}`,
       source: sourceOf(req.subscriptionId),
