@@ -53,15 +53,17 @@ export function rollupsSuite(ctx: Suite) {
         mkEvent({ id: '2', time: T0 + 1, subject: 's1', data: { user: 'u1', plan: 'pro' } }),
         mkEvent({ id: '3', time: T0 + 2, subject: 's1', data: { user: 2, plan: 'pro' } }),
         mkEvent({ id: '4', time: T0 + HOUR, subject: 's2', data: { user: 'u1' } }),
+        // The same value in the same hour under another group is a row of its own.
+        mkEvent({ id: '5', time: T0 + 3, subject: 's1', data: { user: 'u1', plan: 'free' } }),
       ]);
       const rows = (s?: string[]) =>
         ctx.store
           .readUniques(t, { meterId: m.id, ...ALL_BUCKETS, subjects: s })
           .then((xs) => xs.map((u) => `${u.subject} ${u.bucket - T0} ${u.groupKey} ${u.value}`).sort());
-      assert.deepEqual(await rows(), [`s1 0 {"plan":"pro"} 2`, `s1 0 {"plan":"pro"} u1`, `s2 ${HOUR} {"plan":null} u1`]);
+      assert.deepEqual(await rows(), [`s1 0 {"plan":"free"} u1`, `s1 0 {"plan":"pro"} 2`, `s1 0 {"plan":"pro"} u1`, `s2 ${HOUR} {"plan":null} u1`]);
       assert.deepEqual(await rows(['s2', 'nobody']), [`s2 ${HOUR} {"plan":null} u1`]);
       const firstHour = await ctx.store.readUniques(t, { meterId: m.id, fromBucket: T0, toBucket: T0 + HOUR });
-      assert.equal(firstHour.length, 2);
+      assert.equal(firstHour.length, 3);
       await assertRollupsMatchEvents(ctx.store, t, m);
     });
 

@@ -140,15 +140,9 @@ export class AppendWriter {
         this.keys.add(key, h, seq);
         const bucket = floorHour(time);
         for (let k = 0; k < contributions.length; k += 4) {
-          this.rollups.add(job.tenantId, {
-            meterId: job.meters[contributions[k] as number],
-            subject: subject ?? '',
-            groupKey: contributions[k + 1] as string,
-            bucket,
-            time,
-            value: contributions[k + 2] as string | null,
-            unique: contributions[k + 3] as string | null,
-          }, seq);
+          const meter = job.meters[contributions[k] as number];
+          const group = contributions[k + 1] as string;
+          this.rollups.add(job.tenantId, meter, subject ?? '', group, bucket, time, contributions[k + 2] as string | null, contributions[k + 3] as string | null, seq);
         }
       }
       return statuses;

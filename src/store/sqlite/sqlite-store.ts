@@ -25,7 +25,7 @@ import {
 import { GroupCommit } from '../group-commit.js';
 import { DEFAULT_CACHE_MIB, openDatabase } from './open.js';
 import { AppendWriter, toWire, type WireJob, type WireResult } from './append-writer.js';
-import { RollupWriter, contributionOf } from './rollup-writer.js';
+import { RollupWriter, addDelta } from './rollup-writer.js';
 import { ROLLUP_TABLES } from '../levels.js';
 import { WriterClient } from './writer-client.js';
 import type { DedupeOptions } from './dedupe/event-keys.js';
@@ -365,7 +365,7 @@ export class SqliteStore implements Store {
   private applyDeltas(tenantId: string, deltas: RollupDelta[]) {
     const w = this.s.rollups;
     try {
-      for (const d of deltas) w.add(tenantId, contributionOf(d), d.partial.latestSeq);
+      for (const d of deltas) addDelta(w, tenantId, d);
       w.flush();
     } finally {
       w.clear();
