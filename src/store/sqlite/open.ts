@@ -2,13 +2,8 @@
 import Database from 'better-sqlite3';
 import { registerDecimalAggregates, registerDecimalFunctions } from './decimal-functions.js';
 
-/**
- * Page cache of each connection (the readers' and the writer thread's). Pages missing from it come
- * from the OS file cache. It also caps a query's in-memory sort (SQLite sizes its sorter by it), and
- * memory SQLite frees after a query mostly stays in the process: at 10M events the readers' heap grew
- * by ~80 MB through the B4 queries with 32 MiB, which took peak RSS past its 300 MB target.
- */
-export const DEFAULT_CACHE_MIB = 16;
+/** Page cache of the readers' connection; the writer thread gets half. Pages missing from it come from the OS file cache. */
+export const DEFAULT_CACHE_MIB = 32;
 
 export function openDatabase(path: string, cacheMiB = DEFAULT_CACHE_MIB): Database.Database {
   const db = new Database(path);

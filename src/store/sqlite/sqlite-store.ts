@@ -61,7 +61,7 @@ interface AppendJob {
 
 export interface SqliteOptions {
   path: string;
-  /** Page cache in MiB of each connection (the readers' and the writer thread's). */
+  /** Page cache in MiB. */
   cacheMiB?: number;
   /** Commit appends on a writer thread (default for files): fsync overlaps request parsing. */
   writerThread?: boolean;
@@ -90,7 +90,8 @@ export class SqliteStore implements Store {
       this.appendWriter =
         this.opts.path === ':memory:' || this.opts.writerThread === false
           ? new AppendWriter(this.db, this.opts.dedupe)
-          : (this.writerThread = new WriterClient(this.opts.path, this.opts.cacheMiB ?? DEFAULT_CACHE_MIB, this.opts.dedupe));
+          // The writer's cache holds the pages appends touch (index and rollup leaves of recent hours): half the readers'.
+          : (this.writerThread = new WriterClient(this.opts.path, Math.ceil((this.opts.cacheMiB ?? DEFAULT_CACHE_MIB) / 2), this.opts.dedupe));
     }
     return this.appendWriter;
   }
