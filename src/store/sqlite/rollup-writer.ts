@@ -147,7 +147,8 @@ const NUL = '\u0000';
  * One level's rows of a commit, by series (one tenant's meter), then bucket, then the rest of the
  * table's key as text. Nested maps, not one composite key: the tenant and meter strings are the same
  * objects for a whole job, so their hashes are computed once, and the text that is hashed and sorted
- * per row stays short (a composite key cost ~20% of the writer's JS time hashing and sorting).
+ * per row stays short (one composite key per contribution: ~52 against ~43 µs per event for the whole
+ * commit, B2-shaped, in-process).
  */
 class LevelRows<V> {
   private readonly bySeries = new Map<number, Map<number, Map<string, V>>>();
