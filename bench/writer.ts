@@ -1,0 +1,54 @@
+// The SQLite writer alone, in-process: commits of B2-shaped events (bench/workload.ts: 1,000 customers,
+// 4 models, 10 users each, five meters) through the writer thread's own path into a fresh file, event-key
+// upkeep run after each commit. Prints µs per event over the commits after a warm-up. No HTTP, no thread
+// hop, so changes to the write path can be compared without the HTTP bench's ±15% noise.
+//   node --import tsx bench/writer.ts              (PER=3200 events per commit, COMMITS=60; PER=32 is B1-shaped)
+import { mkdtempSync, rmSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openDatabase } from '../src/store/sqlite/open.js';
+import { sqliteMigrations } from '../src/store/sqlite/migrations.js';
+import { AppendWriter, type WireEvent } from '../src/store/sqlite/append-writer.js';
+import { CUSTOMERS, MODELS, USERS_PER_CUSTOMER, subjectOf } from './workload.js';
+
+const PER = Number(process.env.PER ?? 3200);
+const COMMITS = Number(process.env.COMMITS ?? 60);
+const WARM_UP = 5;
+const TENANT = '0f8fad5b-d9cb-469f-a165-70867728950e';
+// Meter ids as long as real ones; contributions name them by index (see WireEvent).
+const METERS = ['tokens_in', 'tokens_out', 'requests', 'users', 'latency'].map((m) => `meter-${m}`.padEnd(26, '0'));
+const rnd = (n: number) => Math.floor(Math.random() * n);
+
+function event(): WireEvent {
+  const c = rnd(CUSTOMERS);
+  const model = MODELS[rnd(MODELS.length)];
+  // Per meter: index, group, value (null for COUNT and UNIQUE_COUNT), distinct value.
+  const contributions = [0, model, String(1 + rnd(4000)), null, 1, model, String(1 + rnd(2000)), null, 2, model, null, null, 3, model, null, `u-${c}-${rnd(USERS_PER_CUSTOMER)}`, 4, model, String(5 + rnd(3000)), null];
+  return ['bench', randomUUID(), 'llm.completion', subjectOf(c), Date.now() - rnd(1000), '{"n":1}', 'hash', contributions];
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'meterd-writer-bench-'));
+try {
+  // The writer thread's page cache, as the server gives it.
+  const db = openDatabase(join(dir, 'writer.db'), 16);
+  for (const m of sqliteMigrations) db.exec(m.up);
+  db.prepare("INSERT INTO tenants (id, name, created_at, meters_version) VALUES (?, 'bench', 0, 0)").run(TENANT);
+  const writer = new AppendWriter(db);
+  let ms = 0;
+  let measured = 0;
+  for (let i = 0; i < COMMITS + WARM_UP; i++) {
+    const events = Array.from({ length: PER }, event);
+    const t = performance.now();
+    writer.commit([{ tenantId: TENANT, metersVersion: 0, meters: METERS, events }]);
+    while (writer.upkeepStep());
+    if (i >= WARM_UP) {
+      ms += performance.now() - t;
+      measured += PER;
+    }
+  }
+  console.log(`${((ms * 1000) / measured).toFixed(1)} µs per event (${measured.toLocaleString('en-US')} events in commits of ${PER}, after ${WARM_UP} warm-up commits)`);
+  db.close();
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
