@@ -77,7 +77,7 @@ describe('sqlite event keys', () => {
         const path = join(dir, `prop-${files++}.sqlite`);
         const first = databaseAt(path);
         let dbs = [first, openDatabase(path)];
-        let writers = dbs.map((db) => new AppendWriter(db, TINY));
+        let writers = dbs.map((db) => new AppendWriter(db, { dedupe: TINY }));
         const model = new Map<string, number>();
         try {
           for (const o of ops) {
@@ -85,7 +85,7 @@ describe('sqlite event keys', () => {
             else if (o.kind === 'reopen') {
               for (const db of dbs) db.close();
               dbs = [openDatabase(path), openDatabase(path)];
-              writers = dbs.map((db) => new AppendWriter(db, TINY));
+              writers = dbs.map((db) => new AppendWriter(db, { dedupe: TINY }));
             } else {
               const expected = o.events.map(({ id, content }): AppendStatus => {
                 const key = `e${id}`;
@@ -117,7 +117,7 @@ describe('sqlite event keys', () => {
     const path = join(dir, 'two-writers.sqlite');
     const dbs = [databaseAt(path), openDatabase(path)];
     try {
-      const [a, b] = dbs.map((db) => new AppendWriter(db, { runKeys: 2, fanIn: 2, chunkKeys: 2 }));
+      const [a, b] = dbs.map((db) => new AppendWriter(db, { dedupe: { runKeys: 2, fanIn: 2, chunkKeys: 2 } }));
       const keys = ['k1', 'k2', 'k3', 'k4'].map((id) => wire('src', id, 0));
       append(a, 'ten', keys.slice(0, 2));
       assert.equal(a.upkeepStep(), true); // seal
@@ -141,7 +141,7 @@ describe('sqlite event keys', () => {
     const path = join(dir, 'levels.sqlite');
     const db = databaseAt(path);
     try {
-      const writer = new AppendWriter(db, { runKeys: 4, fanIn: 2, chunkKeys: 3 });
+      const writer = new AppendWriter(db, { dedupe: { runKeys: 4, fanIn: 2, chunkKeys: 3 } });
       for (let i = 0; i < 64; i++) {
         append(writer, 'ten', [wire('src', `id-${(i * 7919) % 64}`, 0)]);
         while (writer.upkeepStep());
@@ -169,7 +169,9 @@ describe('sqlite event keys', () => {
       for (let i = 0; i < 500; i++) insert.run('ten', i % 2 ? 'a' : 'b', `old-${i}`, 'api.call', 'sub', 1, '{"v":0}', 'hash-0', 1);
       db.exec(sqliteMigrations.find((m) => m.version === 7)!.up);
       assert.deepEqual(db.prepare('SELECT run, level, keys, state, filter FROM event_key_runs').all(), [{ run: 1, level: UNMERGED_LEVEL, keys: 500, state: 'sealed', filter: null }]);
-      const writer = new AppendWriter(db, TINY);
+      // The writer needs the migrations after 7 as well.
+      for (const m of sqliteMigrations.filter((x) => x.version > 7)) db.exec(m.up);
+      const writer = new AppendWriter(db, { dedupe: TINY });
       // Opening the writer made and saved the old run's filter.
       assert.ok(db.prepare('SELECT filter FROM event_key_runs WHERE run = 1').pluck().get());
       assert.deepEqual(append(writer, 'ten', [wire('a', 'old-1', 0), wire('b', 'old-2', 1), wire('a', 'old-2', 0), wire('b', 'old-2', 0)]), ['duplicate', 'conflict', 'accepted', 'duplicate']);
@@ -178,7 +180,8 @@ describe('sqlite event keys', () => {
       // The migrated run is never merged: rewriting every old key for a few new ones would cost more than it saves.
       assert.equal(writer.keyRuns().filter((r) => r.level === UNMERGED_LEVEL).length, 1);
       assertKeysSound(db);
-      db.exec(sqliteMigrations.find((m) => m.version === 7)!.down);
+      writer.stop();
+      for (const m of sqliteMigrations.filter((x) => x.version >= 7).reverse()) db.exec(m.down);
       assert.equal(db.prepare("SELECT count(*) FROM sqlite_master WHERE name IN ('event_keys', 'event_key_runs', 'event_key_state')").pluck().get(), 0);
       assert.throws(() => insert.run('ten', 'a', 'old-1', null, null, 1, null, 'x', 1), /UNIQUE constraint failed/);
     } finally {

@@ -54,12 +54,15 @@ describe('sqlite storage', () => {
           mkEvent({ id: `i${round}b`, time: T0 + HOUR, data: { value: '-7' } }),
           mkEvent({ id: `m${round}`, type: 'other', time: T0, data: { value: round === 0 ? '2.5' : '999999999999999' } }),
         ]);
+        // Folded into the tables per round, so the second round's fold merges with stored rows.
+        await store.settle();
       }
       const types = storedTypes(path, ints.id);
       for (const t of LEVELS) assert.deepEqual(types[t], ['integer,integer,integer'], t);
       // A decimal, then a greater 15-digit integer: MAX and the latest value are that integer again.
       for (const [t, v] of Object.entries(storedTypes(path, maxes.id, ['max', 'latest_value']))) assert.deepEqual(v, ['integer,integer'], t);
       await append(store, t, [mkEvent({ id: 'frac', time: T0, data: { value: '0.25' } }), mkEvent({ id: 'big', time: T0 + HOUR, data: { value: '5000000000000000' } })]);
+      await store.settle();
       // A fraction, and a sum past 15 digits: exact text from then on.
       const after = storedTypes(path, ints.id, ['sum']);
       for (const t of LEVELS) assert.deepEqual(after[t], ['text'], t);

@@ -5,10 +5,10 @@ import type Database from 'better-sqlite3';
 import type { AppendItem } from '../store.js';
 import type { AppendStatus } from '../../modules/events/events.types.js';
 import { formatDecimal } from '../../core/decimal.js';
-import { floorHour } from '../../core/time.js';
 import { RollupWriter } from './rollup-writer.js';
 import { EventKeys, eventKey, type DedupeOptions } from './dedupe/event-keys.js';
 import { hashKey } from './dedupe/key-filter.js';
+import { FOLD_DEFAULTS, PendingRollups, type FoldOptions, type PendingEvents } from './pending-rollups.js';
 
 /**
  * An event as it crosses to the writer thread. Tuples and one flat array of contributions, because
@@ -36,6 +36,11 @@ export interface WireJob {
 
 export type WireResult = AppendStatus[] | { stale: true } | { error: string; code?: string };
 
+export interface WriterOptions {
+  dedupe?: DedupeOptions;
+  fold?: FoldOptions;
+}
+
 export function toWire(tenantId: string, metersVersion: number, items: AppendItem[]): WireJob {
   const meters: string[] = [];
   const index = new Map<string, number>();
@@ -56,11 +61,17 @@ export function toWire(tenantId: string, metersVersion: number, items: AppendIte
 export class AppendWriter {
   private readonly s;
   private readonly rollups: RollupWriter;
+  private readonly pending: PendingRollups;
+  private readonly fold: Required<FoldOptions>;
+  /** Events this writer stored since its last fold. */
+  private unfolded = 0;
+  private foldTimer: NodeJS.Timeout | undefined;
+  private folding = false;
   private readonly keys: EventKeys;
   private upkeep = false;
   private readonly transaction: Database.Transaction<(jobs: WireJob[]) => WireResult[]>;
 
-  constructor(private readonly db: Database.Database, dedupe: DedupeOptions = {}) {
+  constructor(private readonly db: Database.Database, options: WriterOptions = {}) {
     this.s = {
       metersVersion: db.prepare<[string], { meters_version: number }>('SELECT meters_version FROM tenants WHERE id = ?'),
       insertEvent: db.prepare(
@@ -69,23 +80,75 @@ export class AppendWriter {
       ),
       eventHash: db.prepare<[number], string>('SELECT hash FROM events WHERE seq = ?').pluck(),
     };
-    this.keys = new EventKeys(db, dedupe);
+    this.keys = new EventKeys(db, options.dedupe);
     this.rollups = new RollupWriter(db);
+    this.fold = { ...FOLD_DEFAULTS, ...options.fold };
+    this.pending = new PendingRollups(db, this.fold.perTransaction);
     this.transaction = db.transaction((jobs: WireJob[]) => this.write(jobs));
   }
 
-  /** One transaction, one fsync, for every job of the group; each rollup row is written once. */
+  /** One transaction, one fsync, for every job of the group; rollup contributions wait in rollup_pending. */
   commit(jobs: WireJob[]): WireResult[] {
+    let accepted = 0;
     try {
       const results = this.transaction.immediate(jobs);
+      for (const r of results) if (Array.isArray(r)) for (const status of r) if (status === 'accepted') accepted++;
       this.upkeepSoon();
       return results;
     } catch (e) {
       this.keys.abandon();
       throw e;
     } finally {
+      if (accepted > 0) this.foldSoon(accepted);
+    }
+  }
+
+  /**
+   * Folds every pending contribution into the rollup tables, a transaction per perTransaction
+   * events, including those other processes stored (readers call it through SqliteStore.settle).
+   */
+  foldAll(): void {
+    clearTimeout(this.foldTimer);
+    this.foldTimer = undefined;
+    this.unfolded = 0;
+    const once = this.db.transaction(() => this.pending.foldSome(this.rollups));
+    try {
+      while (once.immediate() > 0);
+    } finally {
       this.rollups.clear();
     }
+  }
+
+  /**
+   * A fold once enough events wait (after the commits already queued), or afterMs after the first
+   * unfolded commit. A fold that fails (a full disk, say) leaves the rows pending; the next commit
+   * or read tries again.
+   */
+  private foldSoon(accepted: number): void {
+    this.unfolded += accepted;
+    const run = () => {
+      this.folding = false;
+      try {
+        if (this.db.open) this.foldAll();
+      } catch {
+        // Left pending: a later fold (or a reader's) takes them.
+      }
+    };
+    if (this.unfolded >= this.fold.events) {
+      if (!this.folding) {
+        this.folding = true;
+        setImmediate(run);
+      }
+    } else if (!this.foldTimer) {
+      this.foldTimer = setTimeout(run, this.fold.afterMs);
+      this.foldTimer.unref();
+    }
+  }
+
+  /** Stops the fold timer (closing). */
+  stop(): void {
+    clearTimeout(this.foldTimer);
+    this.foldTimer = undefined;
   }
 
   /** One step of the event keys' upkeep now; true while more remains (tests, bench/event-keys.ts). */
@@ -127,6 +190,8 @@ export class AppendWriter {
       const current = s.metersVersion.get(job.tenantId)?.meters_version ?? 0;
       if (current !== job.metersVersion) return { stale: true };
       const statuses: AppendStatus[] = [];
+      const pending: PendingEvents = [];
+      let accepted = 0;
       for (const [source, id, type, subject, time, dataJson, hash, contributions] of job.events) {
         const key = eventKey(job.tenantId, source, id);
         const h = hashKey(key);
@@ -138,16 +203,15 @@ export class AppendWriter {
         statuses.push('accepted');
         const seq = Number(s.insertEvent.run(job.tenantId, source, id, type, subject, time, dataJson, hash, now).lastInsertRowid);
         this.keys.add(key, h, seq);
-        const bucket = floorHour(time);
-        for (let k = 0; k < contributions.length; k += 4) {
-          const meter = job.meters[contributions[k] as number];
-          const group = contributions[k + 1] as string;
-          this.rollups.add(job.tenantId, meter, subject ?? '', group, bucket, time, contributions[k + 2] as string | null, contributions[k + 3] as string | null, seq);
+        if (contributions.length > 0) {
+          pending.push(seq, subject ?? '', time, contributions.length / 4);
+          for (const c of contributions) pending.push(c);
+          accepted++;
         }
       }
+      this.pending.record(job.tenantId, job.meters, accepted, pending);
       return statuses;
     });
-    this.rollups.flush();
     this.keys.end();
     return results;
   }

@@ -2,6 +2,8 @@ import type { Migration } from '../migrations.js';
 import { UNMERGED_LEVEL } from './dedupe/event-keys.js';
 
 const DAY_MS = 86_400_000;
+/** The migration that adds rollup_pending: SqliteStore.migrateDown folds it before going below. */
+export const PENDING_MIGRATION = 8;
 // Amount columns without a declared type keep what they are given: small integers stay INTEGER, so
 // the rollup upsert adds them natively; other amounts are exact decimal text.
 const AMOUNT_COLUMNS = 'count INTEGER NOT NULL, sum NOT NULL, min, max, latest_time INTEGER NOT NULL, latest_seq INTEGER NOT NULL, latest_value';
@@ -226,6 +228,13 @@ export const sqliteMigrations: Migration[] = [
       DROP TABLE event_key_state;
       DROP TABLE event_keys;
       DROP TABLE event_key_runs;`,
+  },
+  {
+    version: PENDING_MIGRATION,
+    name: 'pending rollups',
+    // A commit's rollup contributions, folded into the rollup tables in bulk (see pending-rollups.ts).
+    up: `CREATE TABLE rollup_pending (id INTEGER PRIMARY KEY, tenant_id TEXT NOT NULL, events INTEGER NOT NULL, body TEXT NOT NULL);`,
+    down: `DROP TABLE rollup_pending;`,
   },
 ];
 

@@ -1,5 +1,5 @@
-// SQLite's rollup writes: a commit's contributions merged per hourly row, then every level (see
-// ../levels.ts) written once per row, in the transaction that stores the events.
+// SQLite's rollup writes: a fold's (or a backfill's) contributions merged per hourly row, then every
+// level (see ../levels.ts) written once per row, in the caller's transaction (see pending-rollups.ts).
 import type Database from 'better-sqlite3';
 import { HOUR_LEVEL, SUBJECT_DAY_LEVEL, TOTAL_LEVEL, dayOf, monthDayBit, type RollupLevel } from '../levels.js';
 import { decAdd, decMax, decMin, sqlValue } from './decimal-functions.js';

@@ -11,7 +11,7 @@ import type { Meter } from '../../modules/meters/meters.types.js';
 import type { Customer } from '../../modules/customers/customers.types.js';
 import type { AppendStatus, EventCursor, EventFilter, StoredEvent } from '../../modules/events/events.types.js';
 import type { RollupDelta, RollupRow, UniqueRow } from '../../modules/usage/usage.types.js';
-import { sqliteMigrations } from './migrations.js';
+import { PENDING_MIGRATION, sqliteMigrations } from './migrations.js';
 import {
   apiKeyFromRow,
   customerFromRow,
@@ -25,6 +25,7 @@ import {
 import { GroupCommit } from '../group-commit.js';
 import { DEFAULT_CACHE_MIB, openDatabase } from './open.js';
 import { AppendWriter, toWire, type WireJob, type WireResult } from './append-writer.js';
+import { PendingRollups, type FoldOptions } from './pending-rollups.js';
 import { RollupWriter, addDelta } from './rollup-writer.js';
 import { ROLLUP_TABLES } from '../levels.js';
 import { WriterClient } from './writer-client.js';
@@ -67,6 +68,14 @@ export interface SqliteOptions {
   writerThread?: boolean;
   /** Sizes of the event key runs (tests make them tiny to exercise merges). */
   dedupe?: DedupeOptions;
+  /** When pending rollup contributions are folded into the tables (tests fold often or never). */
+  fold?: FoldOptions;
+}
+
+/** The writer, on its thread or in this one: appends, and folds of pending rollups. */
+interface Writer {
+  commit(jobs: WireJob[]): WireResult[] | Promise<WireResult[]>;
+  foldAll(): void | Promise<void>;
 }
 
 export class SqliteStore implements Store {
@@ -74,7 +83,8 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private prepared?: ReturnType<SqliteStore['prepare']>;
   private readonly commits: GroupCommit<AppendJob, AppendStatus[]>;
-  private appendWriter?: { commit(jobs: WireJob[]): WireResult[] | Promise<WireResult[]> };
+  private appendWriter?: Writer;
+  private inThreadWriter?: AppendWriter;
   private writerThread?: WriterClient;
   private aggregator?: RollupAggregator;
 
@@ -85,15 +95,30 @@ export class SqliteStore implements Store {
   }
 
   /** Appends go to a writer thread for a file database, in-thread for ":memory:" (one connection only). */
-  private writer(): { commit(jobs: WireJob[]): WireResult[] | Promise<WireResult[]> } {
+  private writer(): Writer {
     if (!this.appendWriter) {
+      const options = { dedupe: this.opts.dedupe, fold: this.opts.fold };
       this.appendWriter =
         this.opts.path === ':memory:' || this.opts.writerThread === false
-          ? new AppendWriter(this.db, this.opts.dedupe)
+          ? (this.inThreadWriter = new AppendWriter(this.db, options))
           // The writer's cache holds the pages appends touch (index and rollup leaves of recent hours): half the readers'.
-          : (this.writerThread = new WriterClient(this.opts.path, Math.ceil((this.opts.cacheMiB ?? DEFAULT_CACHE_MIB) / 2), this.opts.dedupe));
+          : (this.writerThread = new WriterClient(this.opts.path, Math.ceil((this.opts.cacheMiB ?? DEFAULT_CACHE_MIB) / 2), options));
     }
     return this.appendWriter;
+  }
+
+  /**
+   * Folds pending rollup contributions into the tables, through the writer so that it queues behind
+   * the commits already sent. Every read of the rollup tables calls it first; with nothing pending
+   * (the usual case between bursts of ingestion) it costs one indexed lookup.
+   */
+  async settle(): Promise<void> {
+    if (this.s.pending.any()) await this.writer().foldAll();
+  }
+
+  /** Folds everything pending inside the caller's write transaction on this connection. */
+  private foldHere(): void {
+    this.s.pending.foldAll(this.s.rollups);
   }
 
   private get s() {
@@ -106,6 +131,7 @@ export class SqliteStore implements Store {
     return {
       metersVersion: db.prepare<[string], { meters_version: number }>('SELECT meters_version FROM tenants WHERE id = ?'),
       rollups: new RollupWriter(db),
+      pending: new PendingRollups(db),
     };
   }
 
@@ -130,6 +156,8 @@ export class SqliteStore implements Store {
   async migrateDown(): Promise<void> {
     this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
     const done = new Set(this.db.prepare<[], { version: number }>('SELECT version FROM schema_migrations').all().map((r) => r.version));
+    // Pending contributions live in a table a migration down drops: fold them first.
+    if (done.has(PENDING_MIGRATION)) this.db.transaction(() => this.foldHere()).immediate();
     for (const m of [...sqliteMigrations].reverse()) {
       if (!done.has(m.version)) continue;
       this.db.transaction(() => {
@@ -148,6 +176,7 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     await this.commits.drain();
+    this.inThreadWriter?.stop();
     await this.writerThread?.close();
     if (this.db.open) this.db.close();
   }
@@ -215,6 +244,7 @@ export class SqliteStore implements Store {
           )
           .run(meter.id, meter.tenantId, meter.slug, meter.eventType, meter.aggregation, meter.valueProperty, JSON.stringify(meter.groupBy), meter.description, meter.createdAt);
         if (r.changes === 0) return 'exists';
+        this.foldHere();
         this.db.prepare('UPDATE tenants SET meters_version = meters_version + 1 WHERE id = ?').run(meter.tenantId);
         this.backfillSync(meter.tenantId, meter.eventType, backfill);
         return 'created';
@@ -261,6 +291,8 @@ export class SqliteStore implements Store {
       .transaction(() => {
         const m = this.db.prepare<[string, string], { id: string }>('SELECT id FROM meters WHERE tenant_id = ? AND slug = ?').get(tenantId, slug);
         if (!m) return false;
+        // The meter's pending contributions must not be folded into rows after they are deleted.
+        this.foldHere();
         this.deleteRollups(tenantId, m.id);
         this.db.prepare('DELETE FROM meters WHERE id = ?').run(m.id);
         this.db.prepare('UPDATE tenants SET meters_version = meters_version + 1 WHERE id = ?').run(tenantId);
@@ -408,6 +440,7 @@ export class SqliteStore implements Store {
   // rollups
 
   async readRollups(tenantId: string, scan: RollupScan): Promise<RollupRow[]> {
+    await this.settle();
     const { sql, params } = rollupQuery('rollups', 'subject, bucket, group_key, count, sum, min, max, latest_time, latest_seq, latest_value', tenantId, scan);
     return this.db
       .prepare<unknown[], PartialColumns & { subject: string; bucket: number; group_key: string }>(sql)
@@ -416,6 +449,7 @@ export class SqliteStore implements Store {
   }
 
   async readRollupLevels(tenantId: string, meterId: string): Promise<LevelRollupRow[]> {
+    await this.settle();
     const amounts = 'count, sum, min, max, latest_time, latest_seq, latest_value';
     type Row = PartialColumns & { subject: string; bucket: number; group_key: string };
     const read = (level: LevelRollupRow['level'], sql: string) =>
@@ -430,6 +464,7 @@ export class SqliteStore implements Store {
   }
 
   async readUniqueDays(tenantId: string, meterId: string) {
+    await this.settle();
     return this.db
       .prepare<[string, string], { group_key: string; value: string; month: number; days: number }>('SELECT group_key, value, month, days FROM rollup_uniques_days WHERE tenant_id = ? AND meter_id = ?')
       .all(tenantId, meterId)
@@ -437,16 +472,19 @@ export class SqliteStore implements Store {
   }
 
   async aggregateRollups(tenantId: string, agg: RollupAggregation): Promise<WindowRollupRow[]> {
+    await this.settle();
     this.aggregator ??= new RollupAggregator(this.db);
     return this.aggregator.run(tenantId, agg);
   }
 
   async aggregateUniques(tenantId: string, agg: RollupAggregation): Promise<WindowUniqueRow[]> {
+    await this.settle();
     this.aggregator ??= new RollupAggregator(this.db);
     return this.aggregator.uniques(tenantId, agg);
   }
 
   async readUniques(tenantId: string, scan: RollupScan): Promise<UniqueRow[]> {
+    await this.settle();
     const { sql, params } = rollupQuery('rollup_uniques', 'subject, bucket, group_key, value', tenantId, scan);
     return this.db
       .prepare<unknown[], { subject: string; bucket: number; group_key: string; value: string }>(sql)
@@ -477,6 +515,8 @@ export class SqliteStore implements Store {
     if (!m) return;
     this.db
       .transaction(() => {
+        // Pending contributions are part of the rollups being replaced: fold them, then replace.
+        this.foldHere();
         this.deleteRollups(tenantId, meterId);
         this.backfillSync(tenantId, m.event_type, backfill);
       })

@@ -2,8 +2,7 @@
 import { Worker } from 'node:worker_threads';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { WireJob, WireResult } from './append-writer.js';
-import type { DedupeOptions } from './dedupe/event-keys.js';
+import type { WireJob, WireResult, WriterOptions } from './append-writer.js';
 
 export class WriterClient {
   private readonly worker: Worker;
@@ -11,14 +10,14 @@ export class WriterClient {
   private readonly pending = new Map<number, { resolve: (r: WireResult[]) => void; reject: (e: Error) => void }>();
   private failure: Error | undefined;
 
-  constructor(path: string, cacheMiB: number, dedupe?: DedupeOptions) {
+  constructor(path: string, cacheMiB: number, options?: WriterOptions) {
     // The sibling module with this module's own extension: .ts under tsx, .js once built.
     const here = fileURLToPath(import.meta.url);
     const url = new URL(`./writer-thread${extname(here)}`, import.meta.url);
     // Running from TypeScript sources (tests, dev): the thread registers tsx before loading the module.
     this.worker = extname(here) === '.ts'
-      ? new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(url.href)}); });`, { eval: true, workerData: { path, cacheMiB, dedupe } })
-      : new Worker(url, { workerData: { path, cacheMiB, dedupe } });
+      ? new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(url.href)}); });`, { eval: true, workerData: { path, cacheMiB, options } })
+      : new Worker(url, { workerData: { path, cacheMiB, options } });
     this.worker.on('message', (m: { id: number; results: WireResult[] }) => {
       const p = this.pending.get(m.id);
       this.pending.delete(m.id);
@@ -36,11 +35,21 @@ export class WriterClient {
   }
 
   commit(jobs: WireJob[]): Promise<WireResult[]> {
+    return this.send({ jobs });
+  }
+
+  /** Folds pending rollups after every commit already posted. */
+  async foldAll(): Promise<void> {
+    const [failed] = await this.send({ fold: true });
+    if (failed && 'error' in failed) throw Object.assign(new Error(failed.error), { code: failed.code });
+  }
+
+  private send(message: { jobs: WireJob[] } | { fold: true }): Promise<WireResult[]> {
     if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
       const id = this.nextId++;
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ id, jobs });
+      this.worker.postMessage({ id, ...message });
     });
   }
 
