@@ -16,6 +16,8 @@ import { CUSTOMERS, MODELS, USERS_PER_CUSTOMER, subjectOf } from './workload.js'
 const PER = Number(process.env.PER ?? 3200);
 const COMMITS = Number(process.env.COMMITS ?? 60);
 const WARM_UP = 5;
+// Events between folds (the writer thread folds after FOLD_DEFAULTS.events, or sooner on a timer).
+const FOLD_EVENTS = Number(process.env.FOLD_EVENTS ?? FOLD_DEFAULTS.events);
 const TENANT = '0f8fad5b-d9cb-469f-a165-70867728950e';
 // Meter ids as long as real ones; contributions name them by index (see WireEvent).
 const METERS = ['tokens_in', 'tokens_out', 'requests', 'users', 'latency'].map((m) => `meter-${m}`.padEnd(26, '0'));
@@ -46,7 +48,7 @@ try {
     while (writer.upkeepStep());
     // The folds the writer thread would run between commits (its timers do not fire in this loop).
     unfolded += PER;
-    if (unfolded >= FOLD_DEFAULTS.events || i === COMMITS + WARM_UP - 1) {
+    if (unfolded >= FOLD_EVENTS || i === COMMITS + WARM_UP - 1) {
       writer.foldAll();
       unfolded = 0;
     }

@@ -117,6 +117,32 @@ describe('sqlite pending rollups', () => {
     }
   });
 
+  it('are folded from the table, not from what a writer gathered, once another store folded some and added its own', async () => {
+    const path = freshPath();
+    // a: the in-thread writer, so its folds run here; b: another store on the file.
+    const a = new SqliteStore({ path, writerThread: false, fold: NEVER });
+    const b = new SqliteStore({ path, fold: NEVER });
+    try {
+      await a.migrate();
+      const t = await newTenant(a);
+      const m = mkMeter(t, 'tokens', 'SUM');
+      await createMeter(a, m);
+      const one = (id: string, value: string) => [mkEvent({ id, time: T0, data: { value } })];
+      await append(a, t, one('e1', '1'));
+      await b.settle();
+      await append(b, t, one('e2', '20'));
+      await append(a, t, one('e3', '300'));
+      // Pending now: b's row and a's second; a gathered its first and second. Same count, same last id.
+      assert.equal(onDisk(path).pending, 2);
+      await a.settle();
+      assert.equal(await sum(a, t, m), '321');
+      assert.equal(await sum(b, t, m), '321');
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('are folded before a meter is rebuilt, deleted or created, so none is lost or counted twice', async () => {
     const path = freshPath();
     const store = new SqliteStore({ path, fold: NEVER });
