@@ -117,7 +117,7 @@ describe('sqlite pending rollups', () => {
     }
   });
 
-  it('are folded from the table, not from what a writer gathered, once another store folded some and added its own', async () => {
+  it('count each event once when stores take turns appending and folding each other\'s rows', async () => {
     const path = freshPath();
     // a: the in-thread writer, so its folds run here; b: another store on the file.
     const a = new SqliteStore({ path, writerThread: false, fold: NEVER });
@@ -132,7 +132,6 @@ describe('sqlite pending rollups', () => {
       await b.settle();
       await append(b, t, one('e2', '20'));
       await append(a, t, one('e3', '300'));
-      // Pending now: b's row and a's second; a gathered its first and second. Same count, same last id.
       assert.equal(onDisk(path).pending, 2);
       await a.settle();
       assert.equal(await sum(a, t, m), '321');

@@ -5,7 +5,6 @@ import type Database from 'better-sqlite3';
 import type { AppendItem } from '../store.js';
 import type { AppendStatus } from '../../modules/events/events.types.js';
 import { formatDecimal } from '../../core/decimal.js';
-import { floorHour } from '../../core/time.js';
 import { RollupWriter } from './rollup-writer.js';
 import { EventKeys, eventKey, type DedupeOptions } from './dedupe/event-keys.js';
 import { hashKey } from './dedupe/key-filter.js';
@@ -66,12 +65,6 @@ export class AppendWriter {
   private readonly fold: Required<FoldOptions>;
   /** Events this writer stored since its last fold. */
   private unfolded = 0;
-  /**
-   * The pending rows this writer stored since its last fold, whose contributions `rollups` has
-   * gathered as they were committed: a fold then only writes them, unless another process added or
-   * folded pending rows meanwhile (see foldAll).
-   */
-  private gathered: number[] = [];
   private foldTimer: NodeJS.Timeout | undefined;
   private folding = false;
   private readonly keys: EventKeys;
@@ -104,8 +97,6 @@ export class AppendWriter {
       return results;
     } catch (e) {
       this.keys.abandon();
-      // The rolled-back commit's contributions are gathered too: fold from the table instead.
-      this.forgetGathered();
       throw e;
     } finally {
       if (accepted > 0) this.foldSoon(accepted);
@@ -120,30 +111,12 @@ export class AppendWriter {
     clearTimeout(this.foldTimer);
     this.foldTimer = undefined;
     this.unfolded = 0;
-    const once = this.db.transaction((): number => {
-      const ids = this.gathered;
-      if (ids.length > 0 && this.pending.holdsExactly(ids)) {
-        this.rollups.flush();
-        this.pending.removeUpTo(ids[ids.length - 1]);
-        this.gathered = [];
-        return 0;
-      }
-      this.forgetGathered();
-      return this.pending.foldSome(this.rollups);
-    });
+    const once = this.db.transaction(() => this.pending.foldSome(this.rollups));
     try {
       while (once.immediate() > 0);
-    } catch (e) {
-      this.forgetGathered();
-      throw e;
     } finally {
       this.rollups.clear();
     }
-  }
-
-  private forgetGathered(): void {
-    this.gathered = [];
-    this.rollups.clear();
   }
 
   /**
@@ -234,14 +207,9 @@ export class AppendWriter {
           pending.push(seq, subject ?? '', time, contributions.length / 4);
           for (const c of contributions) pending.push(c);
           accepted++;
-          const bucket = floorHour(time);
-          for (let k = 0; k < contributions.length; k += 4) {
-            this.rollups.add(job.tenantId, job.meters[contributions[k] as number], subject ?? '', contributions[k + 1] as string, bucket, time, contributions[k + 2] as string | null, contributions[k + 3] as string | null, seq);
-          }
         }
       }
-      const id = this.pending.record(job.tenantId, job.meters, accepted, pending);
-      if (id !== undefined) this.gathered.push(id);
+      this.pending.record(job.tenantId, job.meters, accepted, pending);
       return statuses;
     });
     this.keys.end();

@@ -233,8 +233,7 @@ export const sqliteMigrations: Migration[] = [
     version: PENDING_MIGRATION,
     name: 'pending rollups',
     // A commit's rollup contributions, folded into the rollup tables in bulk (see pending-rollups.ts).
-    // AUTOINCREMENT: ids are never reused once folded, which is how a writer tells its own rows apart.
-    up: `CREATE TABLE rollup_pending (id INTEGER PRIMARY KEY AUTOINCREMENT, tenant_id TEXT NOT NULL, events INTEGER NOT NULL, body TEXT NOT NULL);`,
+    up: `CREATE TABLE rollup_pending (id INTEGER PRIMARY KEY, tenant_id TEXT NOT NULL, events INTEGER NOT NULL, body TEXT NOT NULL);`,
     down: `DROP TABLE rollup_pending;`,
   },
 ];
