@@ -65,6 +65,8 @@ export class AppendWriter {
   private readonly fold: Required<FoldOptions>;
   /** Events this writer stored since its last fold. */
   private unfolded = 0;
+  /** Events with contributions the transaction being written recorded as pending. */
+  private recorded = 0;
   private foldTimer: NodeJS.Timeout | undefined;
   private folding = false;
   private readonly keys: EventKeys;
@@ -89,17 +91,14 @@ export class AppendWriter {
 
   /** One transaction, one fsync, for every job of the group; rollup contributions wait in rollup_pending. */
   commit(jobs: WireJob[]): WireResult[] {
-    let accepted = 0;
     try {
       const results = this.transaction.immediate(jobs);
-      for (const r of results) if (Array.isArray(r)) for (const status of r) if (status === 'accepted') accepted++;
       this.upkeepSoon();
+      if (this.recorded > 0) this.foldSoon(this.recorded);
       return results;
     } catch (e) {
       this.keys.abandon();
       throw e;
-    } finally {
-      if (accepted > 0) this.foldSoon(accepted);
     }
   }
 
@@ -124,8 +123,8 @@ export class AppendWriter {
    * unfolded commit. A fold that fails (a full disk, say) leaves the rows pending; the next commit
    * or read tries again.
    */
-  private foldSoon(accepted: number): void {
-    this.unfolded += accepted;
+  private foldSoon(events: number): void {
+    this.unfolded += events;
     const run = () => {
       this.folding = false;
       try {
@@ -185,6 +184,7 @@ export class AppendWriter {
   private write(jobs: WireJob[]): WireResult[] {
     const s = this.s;
     const now = Date.now();
+    this.recorded = 0;
     this.keys.begin();
     const results = jobs.map((job): WireResult => {
       const current = s.metersVersion.get(job.tenantId)?.meters_version ?? 0;
@@ -210,6 +210,7 @@ export class AppendWriter {
         }
       }
       this.pending.record(job.tenantId, job.meters, accepted, pending);
+      this.recorded += accepted;
       return statuses;
     });
     this.keys.end();
