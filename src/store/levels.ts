@@ -1,6 +1,6 @@
-// Rollup levels, shared by the engines. Every level follows from the events a transaction stores (on
-// PostgreSQL written in that transaction; on SQLite stored there as pending contributions and folded
-// into the levels in bulk, see sqlite/pending-rollups.ts); the hourly one is the source of truth for the others:
+// Rollup levels, shared by the engines. Every level follows from the events a transaction stores (stored
+// there as pending contributions and folded into the levels in bulk, see sqlite/pending-rollups.ts and
+// postgres/pending.ts); the hourly one is the source of truth for the others:
 //   rollups              per subject, UTC hour, group
 //   rollups_subject_day  per subject, UTC day, all groups merged (month-long per-customer queries)
 //   rollups_total        per UTC hour and group, all subjects merged (queries over every subject)

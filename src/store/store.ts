@@ -162,6 +162,12 @@ export interface Store {
   /** The distinct values readUniques returns, per window (and subject, if asked) and group key. */
   aggregateUniques(tenantId: string, agg: RollupAggregation): Promise<WindowUniqueRow[]>;
   /**
+   * Resolves once every rollup contribution committed before the call is folded into the rollup
+   * tables (commits store them as pending rows; see levels.ts). Every rollup read does this first;
+   * callers need it only to hand a quiet database on (after a bulk load, before a benchmark).
+   */
+  settle(): Promise<void>;
+  /**
    * Runs fn while holding a lock named `key` in this tenant, across every process on this
    * database (an advisory lock on PostgreSQL, in-process on SQLite, which has one writer process).
    * For read-then-append rules such as "debit only if the balance covers it".

@@ -1,11 +1,13 @@
 // PostgreSQL-only mechanics under the conformance behaviour: session settings, schema from the
-// URL, ping failing fast, and time partitions (rows routed by month, moved out of the default).
+// URL, ping failing fast, time partitions (rows routed by month, moved out of the default), and
+// reads waiting for another instance's fold of pending rollups.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
 import { Partitions, partitionName } from '../../src/store/postgres/partitions.js';
 import { dropSchemas, postgresAvailability, randomSchema } from './engines.js';
-import { append, mkEvent, newTenant } from './helpers.js';
+import { ALL_BUCKETS, append, createMeter, mkEvent, mkMeter, newTenant } from './helpers.js';
+import { FOLD_LOCK } from '../../src/store/postgres/pending.js';
 
 const postgres = await postgresAvailability();
 
@@ -64,6 +66,30 @@ if ('url' in postgres) {
       assert.equal(partitionName(8000 * 12 + 5), 'events_p800006');
       assert.deepEqual(await append(store, t, [mkEvent({ id: 'x', time: far }), mkEvent({ id: 'z', time: far })]), ['duplicate', 'accepted']);
       assert.equal((await store.listEvents(t, {}, undefined, 10)).length, 3);
+    });
+
+    it("makes a read wait for another instance's fold rather than answer without what is pending", async () => {
+      const u = new URL(url);
+      u.searchParams.set('schema', schema);
+      const quiet = new PostgresStore({ url: u.toString(), poolSize: 3, fold: { events: 1e12, afterMs: 1e9 } });
+      const other = await store.rawPool.connect();
+      try {
+        const t = await newTenant(quiet);
+        const m = mkMeter(t, 'tokens', 'SUM');
+        await createMeter(quiet, m);
+        // Another instance folding: it holds the fold lock.
+        await other.query('SELECT pg_advisory_lock($1, hashtext($2))', [FOLD_LOCK, schema]);
+        await append(quiet, t, [mkEvent({ id: 'a', time: Date.UTC(2024, 0, 1), data: { value: '2.5' } })]);
+        let answered = false;
+        const read = quiet.readRollups(t, { meterId: m.id, ...ALL_BUCKETS }).finally(() => (answered = true));
+        await new Promise((r) => setTimeout(r, 300));
+        assert.equal(answered, false);
+        await other.query('SELECT pg_advisory_unlock($1, hashtext($2))', [FOLD_LOCK, schema]);
+        assert.deepEqual((await read).map((r) => r.partial.sum.toString()), ['2.5']);
+      } finally {
+        other.release();
+        await quiet.close();
+      }
     });
   });
 } else {

@@ -1,12 +1,13 @@
 // One group-commit transaction of appends: exactly-once by the event_keys primary key,
-// never check-then-insert, so any number of processes may write to one database.
+// never check-then-insert, so any number of processes may write to one database. The events'
+// rollup contributions are stored as pending rows in the same transaction (see pending.ts).
 import type pg from 'pg';
 import type { AppendItem } from '../store.js';
 import { StaleMetersError } from '../store.js';
 import type { AppendStatus } from '../../modules/events/events.types.js';
-import type { RollupDelta } from '../../modules/usage/usage.types.js';
 import { validationError } from '../../core/errors.js';
-import { applyDeltas, byKey } from './writes.js';
+import { byKey } from './writes.js';
+import { PendingChunks, recordPending } from './pending.js';
 
 export interface AppendJob {
   tenantId: string;
@@ -120,26 +121,22 @@ export async function commitAppends(c: pg.ClientBase, jobs: AppendJob[], now: nu
     for (const row of r.rows) stored.set(`${row.tenant_id}\u0000${row.source}\u0000${row.event_id}`, row.hash);
   }
 
-  const deltas = new Map<string, RollupDelta[]>();
+  const pending = new PendingChunks();
   const acceptedAt = new Map(accepted.map((k) => [`${k.job}:${k.item}`, k.seq]));
   jobs.forEach((j, ji) => {
     const statuses = results[ji];
     if (statuses instanceof Error) return;
-    const tenantDeltas = deltas.get(j.tenantId) ?? [];
-    deltas.set(j.tenantId, tenantDeltas);
     j.items.forEach(({ event: e, deltas: ds }, ii) => {
       const seq = acceptedAt.get(`${ji}:${ii}`);
       if (seq !== undefined) {
         statuses.push('accepted');
-        for (const d of ds) {
-          d.partial.latestSeq = seq;
-          tenantDeltas.push(d);
-        }
+        for (const d of ds) d.partial.latestSeq = seq;
+        pending.add(j.tenantId, ds);
       } else {
         statuses.push(stored.get(`${j.tenantId}\u0000${e.source}\u0000${e.id}`) === e.hash ? 'duplicate' : 'conflict');
       }
     });
   });
-  await applyDeltas(c, deltas);
+  await recordPending(c, pending.chunks);
   return results;
 }

@@ -7,6 +7,7 @@ import type { Meter } from '../../modules/meters/meters.types.js';
 import { meterFromRow, type MeterRow } from '../rows.js';
 import { withRetry } from './pool.js';
 import { backfill } from './events.js';
+import { foldAllHere, lockFolds } from './pending.js';
 
 const BUMP_VERSION = 'UPDATE tenants SET meters_version = meters_version + 1 WHERE id = $1';
 
@@ -44,12 +45,16 @@ export async function listMeters(pool: pg.Pool, tenantId: string): Promise<{ ver
   };
 }
 
-export function deleteMeter(pool: pg.Pool, tenantId: string, slug: string): Promise<boolean> {
+export function deleteMeter(pool: pg.Pool, schema: string | undefined, tenantId: string, slug: string): Promise<boolean> {
   return withRetry(pool, async (c) => {
     const found = await c.query('SELECT 1 FROM meters WHERE tenant_id = $1 AND slug = $2', [tenantId, slug]);
     if (found.rowCount === 0) return false;
-    // Version first: rollup rows are locked only after in-flight appends are done with them.
+    // The fold lock before the tenant row (folds never wait for a tenant row); then the version:
+    // rollup rows are locked only after in-flight appends are done with them. The meter's pending
+    // contributions must not be folded into rows after they are deleted, so fold them now.
+    await lockFolds(c, schema);
     await c.query(BUMP_VERSION, [tenantId]);
+    await foldAllHere(c, schema);
     const gone = await c.query<{ id: string }>('DELETE FROM meters WHERE tenant_id = $1 AND slug = $2 RETURNING id', [tenantId, slug]);
     if (gone.rows.length === 0) throw new MeterVanished();
     const id = gone.rows[0].id;

@@ -172,6 +172,21 @@ export const postgresMigrations: Migration[] = [
     up: rekey('bucket, subject', 'subject, bucket'),
     down: rekey('subject, bucket', 'bucket, subject'),
   },
+  {
+    version: 4,
+    name: 'pending rollup contributions',
+    // See pending.ts: each commit stores its events' contributions here, folds move them into the
+    // rollup tables. PostgresStore.migrateDown folds what is pending before this table is dropped.
+    up: `
+      CREATE TABLE rollup_pending (
+        id BIGSERIAL PRIMARY KEY,
+        tenant_id TEXT COLLATE "C" NOT NULL,
+        events INTEGER NOT NULL,
+        body TEXT NOT NULL
+      );
+    `,
+    down: 'DROP TABLE rollup_pending;',
+  },
 ];
 
 /** Gives the per-subject rollup tables keys that start `first`, and an index on `second`. */

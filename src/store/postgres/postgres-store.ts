@@ -21,8 +21,14 @@ import { aggregateRollups, aggregateUniques } from './aggregate.js';
 import { backfill, eventFromRow, EVENT_COLUMNS, type EventRow } from './events.js';
 import * as meters from './meters.js';
 import * as customers from './customers.js';
+import { Folds, foldAllHere, lockFolds, type FoldOptions } from './pending.js';
 
 export type { PostgresOptions } from './pool.js';
+
+export interface PostgresStoreOptions extends PostgresOptions {
+  /** When pending rollup contributions are folded into the tables (tests fold often or never). */
+  fold?: FoldOptions;
+}
 
 /** How long ping waits before calling the database unreachable. */
 const PING_TIMEOUT_MS = 2000;
@@ -34,13 +40,15 @@ export class PostgresStore implements Store {
   private readonly partitions: Partitions;
   private readonly commits: GroupCommit<AppendJob, AppendStatus[]>;
   private readonly locks: AdvisoryLocks;
+  private readonly folds: Folds;
 
-  constructor(opts: PostgresOptions) {
+  constructor(opts: PostgresStoreOptions) {
     const { pool, schema, newPool } = openPool(opts);
     this.pool = pool;
     this.locks = new AdvisoryLocks(() => newPool(opts.poolSize ?? 10));
     this.schema = schema;
     this.partitions = new Partitions(pool);
+    this.folds = new Folds(pool, schema, opts.fold);
     this.commits = new GroupCommit((jobs) => this.commitJobs(jobs), 512, (job) => job.items.length);
   }
 
@@ -48,8 +56,16 @@ export class PostgresStore implements Store {
     return migrateUp(this.pool, this.schema);
   }
 
-  migrateDown(): Promise<void> {
+  async migrateDown(): Promise<void> {
+    // Pending contributions live in a table a migration down drops: fold them first.
+    const r = await this.pool.query<{ pending: boolean }>("SELECT to_regclass('rollup_pending') IS NOT NULL AS pending");
+    if (r.rows[0].pending) await withRetry(this.pool, (c) => foldAllHere(c, this.schema));
     return migrateDown(this.pool, this.schema);
+  }
+
+  /** Resolves once every contribution committed before the call is in the rollup tables (reads call it first). */
+  settle(): Promise<void> {
+    return this.folds.settle();
   }
 
   async ping(): Promise<void> {
@@ -70,6 +86,7 @@ export class PostgresStore implements Store {
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.commits.drain();
+      await this.folds.close();
       await this.locks.close();
       await this.pool.end();
     })();
@@ -133,7 +150,7 @@ export class PostgresStore implements Store {
   }
 
   deleteMeter(tenantId: string, slug: string): Promise<boolean> {
-    return meters.deleteMeter(this.pool, tenantId, slug);
+    return meters.deleteMeter(this.pool, this.schema, tenantId, slug);
   }
 
   createCustomer(c: Customer) {
@@ -185,10 +202,14 @@ export class PostgresStore implements Store {
       let attemptResult: JobResult[] | undefined;
       try {
         const out = await inTransaction(this.pool, async (c) => (attemptResult = await commitAppends(c, jobs, Date.now())));
+        let accepted = 0;
         out.forEach((r, ji) => {
           if (!(r instanceof Error)) r.forEach((s, ii) => s === 'duplicate' && maybeAccepted.has(`${ji}:${ii}`) && (r[ii] = 'accepted'));
+          if (!(r instanceof Error)) for (const s of r) if (s === 'accepted') accepted++;
           results[slots[ji]] = r;
         });
+        // Backpressure (see Folds.committed); a failed fold leaves the rows pending, never fails the commit.
+        await this.folds.committed(accepted).catch(() => {});
         return results;
       } catch (e) {
         const f = e as TxFailure;
@@ -238,6 +259,7 @@ export class PostgresStore implements Store {
   // rollups
 
   async readRollups(tenantId: string, scan: RollupScan): Promise<RollupRow[]> {
+    await this.settle();
     const r = await this.pool.query<PartialColumns & { subject: string; bucket: string; group_key: string }>(
       `SELECT subject, bucket, group_key, count, sum::text AS sum, min::text AS min, max::text AS max,
               latest_time, latest_seq, latest_value::text AS latest_value
@@ -248,6 +270,7 @@ export class PostgresStore implements Store {
   }
 
   async readRollupLevels(tenantId: string, meterId: string): Promise<LevelRollupRow[]> {
+    await this.settle();
     const amounts = 'count, sum::text AS sum, min::text AS min, max::text AS max, latest_time, latest_seq, latest_value::text AS latest_value';
     type Row = PartialColumns & { level: LevelRollupRow['level']; subject: string; bucket: string; group_key: string };
     const r = await this.pool.query<Row>(
@@ -260,6 +283,7 @@ export class PostgresStore implements Store {
   }
 
   async readUniqueDays(tenantId: string, meterId: string) {
+    await this.settle();
     const r = await this.pool.query<{ group_key: string; value: string; month: string; days: number }>(
       'SELECT group_key, value, month, days FROM rollup_uniques_days WHERE tenant_id = $1 AND meter_id = $2',
       [tenantId, meterId],
@@ -267,15 +291,18 @@ export class PostgresStore implements Store {
     return r.rows.map((x) => ({ groupKey: x.group_key, value: x.value, month: Number(x.month), days: x.days }));
   }
 
-  aggregateRollups(tenantId: string, agg: RollupAggregation): Promise<WindowRollupRow[]> {
+  async aggregateRollups(tenantId: string, agg: RollupAggregation): Promise<WindowRollupRow[]> {
+    await this.settle();
     return aggregateRollups(this.pool, tenantId, agg);
   }
 
-  aggregateUniques(tenantId: string, agg: RollupAggregation): Promise<WindowUniqueRow[]> {
+  async aggregateUniques(tenantId: string, agg: RollupAggregation): Promise<WindowUniqueRow[]> {
+    await this.settle();
     return aggregateUniques(this.pool, tenantId, agg);
   }
 
   async readUniques(tenantId: string, scan: RollupScan): Promise<UniqueRow[]> {
+    await this.settle();
     const r = await this.pool.query<{ subject: string; bucket: string; group_key: string; value: string }>(
       `SELECT subject, bucket, group_key, value FROM rollup_uniques ${rollupWhere}`,
       rollupParams(tenantId, scan),
@@ -290,8 +317,12 @@ export class PostgresStore implements Store {
 
   async rebuildRollups(tenantId: string, meterId: string, fn: DeltaFn): Promise<void> {
     await withRetry(this.pool, async (c) => {
-      // Blocks this tenant's appends (they take FOR SHARE) until the rebuilt rollups commit.
+      // The fold lock first (folds never wait for a tenant row), then this tenant's appends, which
+      // take its row FOR SHARE, wait until the rebuilt rollups commit. What they left pending is
+      // part of the rollups being replaced: fold it, then replace.
+      await lockFolds(c, this.schema);
       await c.query('SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE', [tenantId]);
+      await foldAllHere(c, this.schema);
       const m = await c.query<{ event_type: string }>('SELECT event_type FROM meters WHERE tenant_id = $1 AND id = $2', [tenantId, meterId]);
       if (m.rows.length === 0) return;
       for (const table of ROLLUP_TABLES) await c.query(`DELETE FROM ${table} WHERE tenant_id = $1 AND meter_id = $2`, [tenantId, meterId]);

@@ -72,13 +72,24 @@ function merged(hours: LevelRow[], rekey: (r: LevelRow) => Omit<LevelRow, 'parti
   return [...out.values()];
 }
 
+/** One tenant's deltas combined: one delta per rollup row, one per distinct value (see combineDeltas). */
+export interface CombinedDeltas {
+  rollups: RollupDelta[];
+  uniques: RollupDelta[];
+}
+
 /** Adds deltas into every rollup level. */
-export async function applyDeltas(c: pg.ClientBase, deltasByTenant: Map<string, RollupDelta[]>): Promise<void> {
+export function applyDeltas(c: pg.ClientBase, deltasByTenant: Map<string, RollupDelta[]>): Promise<void> {
+  const combined = new Map<string, CombinedDeltas>();
+  for (const [tenant, deltas] of deltasByTenant) if (deltas.length > 0) combined.set(tenant, combineDeltas(deltas));
+  return applyCombined(c, combined);
+}
+
+/** Adds combined deltas into every rollup level. */
+export async function applyCombined(c: pg.ClientBase, combinedByTenant: Map<string, CombinedDeltas>): Promise<void> {
   const hours: LevelRow[] = [];
   const uniques: Array<{ tenant: string; key: string; d: RollupDelta }> = [];
-  for (const [tenant, deltas] of deltasByTenant) {
-    if (deltas.length === 0) continue;
-    const combined = combineDeltas(deltas);
+  for (const [tenant, combined] of combinedByTenant) {
     for (const d of combined.rollups) {
       hours.push({ key: rowKey(tenant, d), tenant, meterId: d.meterId, subject: d.subject, bucket: d.bucket, groupKey: d.groupKey, partial: d.partial });
     }
