@@ -48,7 +48,7 @@ const unkey = (k: string) => {
  * from what its events say. Holds one partial per (subject, group, hour) in memory, as many as the
  * meter has rollup rows. Events appended while it runs can show up as passing differences.
  */
-export async function reconcileMeter(services: Services, tenantId: string, meter: Meter): Promise<Difference[]> {
+export async function reconcileMeter(services: Pick<Services, 'store'>, tenantId: string, meter: Meter): Promise<Difference[]> {
   const { store } = services;
   const compiled = compileMeter(meter);
   const expected = new Map<string, Partial>();
@@ -98,7 +98,7 @@ export async function reconcileMeter(services: Services, tenantId: string, meter
 }
 
 /** The coarser rollup levels must equal the recomputed hours merged the same way. */
-async function levelDifferences(services: Services, tenantId: string, meter: Meter, expected: Map<string, Partial>): Promise<Difference[]> {
+async function levelDifferences(services: Pick<Services, 'store'>, tenantId: string, meter: Meter, expected: Map<string, Partial>): Promise<Difference[]> {
   const levelKey = (level: string, k: string) => `${level}\u0001${k}`;
   const want = new Map<string, Partial>();
   const add = (k: string, p: Partial) => mergeInto(want.get(k) ?? want.set(k, emptyPartial()).get(k)!, p);
@@ -121,7 +121,7 @@ async function levelDifferences(services: Services, tenantId: string, meter: Met
 }
 
 /** Per (group, value, UTC month): the days of the month the value was seen on, as "1,2,31". */
-async function uniqueDayDifferences(services: Services, tenantId: string, meter: Meter, expectedUniques: Set<string>): Promise<Difference[]> {
+async function uniqueDayDifferences(services: Pick<Services, 'store'>, tenantId: string, meter: Meter, expectedUniques: Set<string>): Promise<Difference[]> {
   const dayKey = (groupKey: string, value: string, month: number) => `${groupKey}\u0000${value}\u0000${month}`;
   const want = new Map<string, number>();
   for (const ku of expectedUniques) {

@@ -19,6 +19,7 @@ import type { Meter } from '../../src/modules/meters/meters.types.js';
 import type { NewEvent } from '../../src/modules/events/events.types.js';
 import { ALL_BUCKETS, append, assertRollupsMatchEvents, backfillFor, createMeter, mkEvent, mkMeter, newTenant } from './helpers.js';
 import { dropSchemas, postgresAvailability, randomSchema } from './engines.js';
+import { reconcileMeter } from '../../src/cli/reconcile.js';
 
 const HOUR = 3_600_000;
 const T0 = Date.UTC(2024, 4, 31, 20);
@@ -177,6 +178,8 @@ for (const fixture of fixtures) {
             else await append(stores[o.by], t, toEvents(o.events));
           }
           for (const store of stores) for (const m of ms) await assertRollupsMatchEvents(store, t, m);
+          // The coarser levels too (per subject and day, per hour over subjects, distinct values per month).
+          for (const m of ms) assert.deepEqual(await reconcileMeter({ store: stores[1] }, t, m), [], m.slug);
           assert.equal((await db.onDisk()).pending, 0);
           for (const s of stores) await s.close();
         }),

@@ -21,7 +21,8 @@ import { aggregateRollups, aggregateUniques } from './aggregate.js';
 import { backfill, eventFromRow, EVENT_COLUMNS, type EventRow } from './events.js';
 import * as meters from './meters.js';
 import * as customers from './customers.js';
-import { Folds, foldAllHere, lockFolds, type FoldOptions } from './pending.js';
+import { foldAllHere, lockFolds } from './pending.js';
+import { Folds, type FoldOptions } from './folds.js';
 
 export type { PostgresOptions } from './pool.js';
 

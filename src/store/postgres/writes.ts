@@ -1,4 +1,4 @@
-// The write path shared by appends, backfill and rebuild: multi-row statements over unnest()
+// The write path of backfill and rebuild (appends store pending rows, see pending.ts): multi-row statements over unnest()
 // arrays, rows sorted by key so concurrent writers lock rows in the same order (no deadlocks).
 // Every rollup level (see ../levels.ts) is written from the hourly rows of the same statement group.
 import type pg from 'pg';
@@ -22,14 +22,10 @@ interface LevelRow {
 
 const KEY_TYPES = { subject: 'text', bucket: 'bigint', group_key: 'text' } as const;
 
-/** Exact NUMERIC sums, NULL-ignoring LEAST/GREATEST, latest by (time, seq). */
-function upsertSql(level: RollupLevel): string {
-  const key = ['tenant_id', 'meter_id', ...level.key];
-  const types = ['text', 'text', ...level.key.map((k) => KEY_TYPES[k]), 'bigint', 'numeric', 'numeric', 'numeric', 'bigint', 'bigint', 'numeric'];
+/** What an upsert into a rollup level does with an existing row: exact NUMERIC sums, NULL-ignoring LEAST/GREATEST, latest by (time, seq). */
+export function onConflictSql(level: RollupLevel): string {
   const later = '(excluded.latest_time, excluded.latest_seq) > (r.latest_time, r.latest_seq)';
-  return `INSERT INTO ${level.table} AS r (${key.join(', ')}, count, sum, min, max, latest_time, latest_seq, latest_value)
-    SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})
-    ON CONFLICT (${key.join(', ')}) DO UPDATE SET
+  return `ON CONFLICT (${['tenant_id', 'meter_id', ...level.key].join(', ')}) DO UPDATE SET
       count = r.count + excluded.count,
       sum = r.sum + excluded.sum,
       min = LEAST(r.min, excluded.min),
@@ -37,6 +33,18 @@ function upsertSql(level: RollupLevel): string {
       latest_time = CASE WHEN ${later} THEN excluded.latest_time ELSE r.latest_time END,
       latest_seq = CASE WHEN ${later} THEN excluded.latest_seq ELSE r.latest_seq END,
       latest_value = CASE WHEN ${later} THEN excluded.latest_value ELSE r.latest_value END`;
+}
+
+/** Distinct values per month: a row's day bits only ever gain bits. */
+export const UNIQUE_DAYS_ON_CONFLICT = `ON CONFLICT (tenant_id, meter_id, month, value, group_key) DO UPDATE SET days = r.days | excluded.days
+       WHERE r.days | excluded.days <> r.days`;
+
+function upsertSql(level: RollupLevel): string {
+  const key = ['tenant_id', 'meter_id', ...level.key];
+  const types = ['text', 'text', ...level.key.map((k) => KEY_TYPES[k]), 'bigint', 'numeric', 'numeric', 'numeric', 'bigint', 'bigint', 'numeric'];
+  return `INSERT INTO ${level.table} AS r (${key.join(', ')}, count, sum, min, max, latest_time, latest_seq, latest_value)
+    SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})
+    ${onConflictSql(level)}`;
 }
 
 const UPSERTS = new Map([HOUR_LEVEL, SUBJECT_DAY_LEVEL, TOTAL_LEVEL].map((l) => [l, upsertSql(l)]));
@@ -72,24 +80,13 @@ function merged(hours: LevelRow[], rekey: (r: LevelRow) => Omit<LevelRow, 'parti
   return [...out.values()];
 }
 
-/** One tenant's deltas combined: one delta per rollup row, one per distinct value (see combineDeltas). */
-export interface CombinedDeltas {
-  rollups: RollupDelta[];
-  uniques: RollupDelta[];
-}
-
 /** Adds deltas into every rollup level. */
-export function applyDeltas(c: pg.ClientBase, deltasByTenant: Map<string, RollupDelta[]>): Promise<void> {
-  const combined = new Map<string, CombinedDeltas>();
-  for (const [tenant, deltas] of deltasByTenant) if (deltas.length > 0) combined.set(tenant, combineDeltas(deltas));
-  return applyCombined(c, combined);
-}
-
-/** Adds combined deltas into every rollup level. */
-export async function applyCombined(c: pg.ClientBase, combinedByTenant: Map<string, CombinedDeltas>): Promise<void> {
+export async function applyDeltas(c: pg.ClientBase, deltasByTenant: Map<string, RollupDelta[]>): Promise<void> {
   const hours: LevelRow[] = [];
   const uniques: Array<{ tenant: string; key: string; d: RollupDelta }> = [];
-  for (const [tenant, combined] of combinedByTenant) {
+  for (const [tenant, deltas] of deltasByTenant) {
+    if (deltas.length === 0) continue;
+    const combined = combineDeltas(deltas);
     for (const d of combined.rollups) {
       hours.push({ key: rowKey(tenant, d), tenant, meterId: d.meterId, subject: d.subject, bucket: d.bucket, groupKey: d.groupKey, partial: d.partial });
     }
@@ -131,8 +128,7 @@ export async function applyCombined(c: pg.ClientBase, combinedByTenant: Map<stri
     await c.query(
       `INSERT INTO rollup_uniques_days AS r (tenant_id, meter_id, month, group_key, value, days)
        SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::int[])
-       ON CONFLICT (tenant_id, meter_id, month, value, group_key) DO UPDATE SET days = r.days | excluded.days
-       WHERE r.days | excluded.days <> r.days`,
+       ${UNIQUE_DAYS_ON_CONFLICT}`,
       [rows.map((m) => m.tenant), rows.map((m) => m.meterId), rows.map((m) => m.month), rows.map((m) => m.groupKey), rows.map((m) => m.value), rows.map((m) => m.days)],
     );
   }
