@@ -68,6 +68,17 @@ if ('url' in postgres) {
       assert.equal((await store.listEvents(t, {}, undefined, 10)).length, 3);
     });
 
+    it('refuses, before its group commits, a job with text PostgreSQL would refuse mid-way; the others commit', async () => {
+      const t = await newTenant(store);
+      const [bad, good] = await Promise.allSettled([
+        append(store, t, [mkEvent({ id: 'lone', subject: 'x\ud800', time: Date.UTC(2024, 0, 1) })]),
+        append(store, t, [mkEvent({ id: 'fine', time: Date.UTC(2024, 0, 1) })]),
+      ]);
+      assert.equal(bad.status, 'rejected');
+      assert.match(String((bad as PromiseRejectedResult).reason?.message), /well-formed/);
+      assert.deepEqual(good, { status: 'fulfilled', value: ['accepted'] });
+    });
+
     it("makes a read wait for another instance's fold rather than answer without what is pending", async () => {
       const u = new URL(url);
       u.searchParams.set('schema', schema);

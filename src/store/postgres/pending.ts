@@ -47,11 +47,9 @@ export class PendingChunks {
 export async function recordPending(c: pg.ClientBase, chunks: PendingChunks['chunks']): Promise<void> {
   const withDeltas = chunks.filter((ch) => ch.deltas.length > 0);
   if (withDeltas.length === 0) return;
-  await c.query('INSERT INTO rollup_pending (tenant_id, events, body) SELECT * FROM unnest($1::text[], $2::int[], $3::text[])', [
-    withDeltas.map((ch) => ch.tenant),
-    withDeltas.map((ch) => ch.events),
-    withDeltas.map((ch) => encode(ch.deltas)),
-  ]);
+  // One JSON parameter, bodies embedded as JSON (not as escaped strings): see append.ts.
+  const rows = withDeltas.map((ch) => ({ t: ch.tenant, e: ch.events, b: encode(ch.deltas) }));
+  await c.query('INSERT INTO rollup_pending (tenant_id, events, body) SELECT t, e, b::text FROM json_to_recordset($1::json) AS x(t text, e int, b json)', [JSON.stringify(rows)]);
 }
 
 /**
@@ -59,7 +57,7 @@ export async function recordPending(c: pg.ClientBase, chunks: PendingChunks['chu
  * latest seq, latest value, (distinct value, its UTC month, the bit of its day)], ...]}. Decimals are
  * JSON strings (exact); an event's partial holds one value four times, formatted once.
  */
-function encode(deltas: RollupDelta[]): string {
+function encode(deltas: RollupDelta[]): { m: string[]; d: unknown[] } {
   const meters: string[] = [];
   const index = new Map<string, number>();
   const d: unknown[] = new Array(deltas.length);
@@ -76,7 +74,7 @@ function encode(deltas: RollupDelta[]): string {
     }
     d[i] = row;
   }
-  return JSON.stringify({ m: meters, d });
+  return { m: meters, d };
 }
 
 function amounts(p: Partial): Array<string | number | null> {
