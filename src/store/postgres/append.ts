@@ -1,3 +1,5 @@
+// Statements are named (prepared once per connection): a commit of a few events spent much of
+// PostgreSQL's time parsing and planning them (bench B1).
 // One group-commit transaction of appends: exactly-once by the event_keys primary key,
 // never check-then-insert, so any number of processes may write to one database. The events'
 // rollup contributions are stored as pending rows in the same transaction (see pending.ts).
@@ -50,10 +52,11 @@ export async function commitAppends(c: pg.ClientBase, jobs: AppendJob[], now: nu
   // FOR SHARE: createMeter/deleteMeter UPDATE this row, so they wait for us and we for them.
   const tenants = [...new Set(jobs.map((j) => j.tenantId))].sort(byKey);
   const versions = new Map<string, number>();
-  const v = await c.query<{ id: string; meters_version: string }>(
-    'SELECT id, meters_version FROM tenants WHERE id = ANY($1::text[]) ORDER BY id FOR SHARE',
-    [tenants],
-  );
+  const v = await c.query<{ id: string; meters_version: string }>({
+    name: 'meterd-append-tenants',
+    text: 'SELECT id, meters_version FROM tenants WHERE id = ANY($1::text[]) ORDER BY id FOR SHARE',
+    values: [tenants],
+  });
   for (const r of v.rows) versions.set(r.id, Number(r.meters_version));
 
   const results: JobResult[] = jobs.map((j) => ((versions.get(j.tenantId) ?? 0) === j.metersVersion ? [] : new StaleMetersError()));
@@ -72,7 +75,7 @@ export async function commitAppends(c: pg.ClientBase, jobs: AppendJob[], now: nu
   if (candidates.length === 0) return results;
 
   // Sequence numbers in arrival order, rows inserted in key order (lock order across processes).
-  const seqs = await c.query<{ s: string }>("SELECT nextval('event_seq') AS s FROM generate_series(1, $1::int)", [candidates.length]);
+  const seqs = await c.query<{ s: string }>({ name: 'meterd-append-seqs', text: "SELECT nextval('event_seq') AS s FROM generate_series(1, $1::int)", values: [candidates.length] });
   candidates.forEach((k, i) => (k.seq = Number(seqs.rows[i].s)));
   const sorted = [...candidates].sort((a, b) => byKey(a.key, b.key));
   const ev = (k: Candidate) => jobs[k.job].items[k.item].event;
@@ -84,8 +87,9 @@ export async function commitAppends(c: pg.ClientBase, jobs: AppendJob[], now: nu
     const e = ev(k);
     return { t: jobs[k.job].tenantId, s: e.source, i: e.id, h: e.hash, q: k.seq, m: e.time, y: e.type, u: e.subject, d: e.dataJson };
   });
-  const inserted = await c.query<{ seq: string }>(
-    `WITH x AS (
+  const inserted = await c.query<{ seq: string }>({
+    name: 'meterd-append-events',
+    text: `WITH x AS (
        SELECT * FROM json_to_recordset($1::json) AS x(t text, s text, i text, h text, q bigint, m bigint, y text, u text, d text)
      ),
      k AS (
@@ -97,8 +101,8 @@ export async function commitAppends(c: pg.ClientBase, jobs: AppendJob[], now: nu
        SELECT q, t, s, i, y, u, m, d, $2::bigint FROM x JOIN k ON k.seq = x.q
      )
      SELECT seq FROM k`,
-    [JSON.stringify(rows), now],
-  );
+    values: [JSON.stringify(rows), now],
+  });
   const acceptedSeqs = new Set(inserted.rows.map((r) => Number(r.seq)));
   const accepted = candidates.filter((k) => acceptedSeqs.has(k.seq));
 

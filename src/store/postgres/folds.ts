@@ -58,7 +58,7 @@ export class Folds {
 
   /** Resolves once everything committed before the call is folded (readers call it first). */
   async settle(): Promise<void> {
-    const r = await this.pool.query<{ any: boolean }>('SELECT EXISTS (SELECT 1 FROM rollup_pending) AS any');
+    const r = await this.pool.query<{ any: boolean }>({ name: 'meterd-pending-any', text: 'SELECT EXISTS (SELECT 1 FROM rollup_pending) AS any' });
     if (r.rows[0].any) await this.request(true);
   }
 

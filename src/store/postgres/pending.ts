@@ -49,7 +49,11 @@ export async function recordPending(c: pg.ClientBase, chunks: PendingChunks['chu
   if (withDeltas.length === 0) return;
   // One JSON parameter, bodies embedded as JSON (not as escaped strings): see append.ts.
   const rows = withDeltas.map((ch) => ({ t: ch.tenant, e: ch.events, b: encode(ch.deltas) }));
-  await c.query('INSERT INTO rollup_pending (tenant_id, events, body) SELECT t, e, b::text FROM json_to_recordset($1::json) AS x(t text, e int, b json)', [JSON.stringify(rows)]);
+  await c.query({
+    name: 'meterd-pending-insert',
+    text: 'INSERT INTO rollup_pending (tenant_id, events, body) SELECT t, e, b::text FROM json_to_recordset($1::json) AS x(t text, e int, b json)',
+    values: [JSON.stringify(rows)],
+  });
 }
 
 /**
@@ -149,7 +153,7 @@ const FOLD_WORK_MEM = '64MB';
 export async function foldSome(c: pg.ClientBase, perTransaction: number): Promise<number> {
   const ids: string[] = [];
   let events = 0;
-  const heads = await c.query<{ id: string; events: number }>('SELECT id, events FROM rollup_pending ORDER BY id LIMIT $1', [HEADS_READ]);
+  const heads = await c.query<{ id: string; events: number }>({ name: 'meterd-fold-heads', text: 'SELECT id, events FROM rollup_pending ORDER BY id LIMIT $1', values: [HEADS_READ] });
   for (const h of heads.rows) {
     ids.push(h.id);
     events += h.events;
@@ -157,7 +161,7 @@ export async function foldSome(c: pg.ClientBase, perTransaction: number): Promis
   }
   if (ids.length === 0) return 0;
   await c.query(`SET LOCAL work_mem = '${FOLD_WORK_MEM}'`);
-  await c.query(FOLD_SQL, [ids]);
+  await c.query({ name: 'meterd-fold', text: FOLD_SQL, values: [ids] });
   return Math.max(events, 1);
 }
 
