@@ -1,5 +1,4 @@
-// Statements are named (prepared once per connection): a commit of a few events spent much of
-// PostgreSQL's time parsing and planning them (bench B1).
+// Statements are named, so PostgreSQL parses and plans them once per connection, not per commit.
 // One group-commit transaction of appends: exactly-once by the event_keys primary key,
 // never check-then-insert, so any number of processes may write to one database. The events'
 // rollup contributions are stored as pending rows in the same transaction (see pending.ts).
