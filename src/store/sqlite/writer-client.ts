@@ -5,9 +5,11 @@ import { fileURLToPath } from 'node:url';
 import type { WireJob, WireResult, WriterOptions } from './append-writer.js';
 
 /**
- * A young generation of 12 MB (V8's default grows to ~48 MB per thread): the writer's garbage is short-lived,
- * so a smaller nursery is collected more often at little cost. With the main thread's matching
- * --max-semi-space-size=4 (npm start), bench --seed-events 1000000 peaked at 221 MB instead of 282 MB.
+ * A young generation of 12 MB (V8's default grows to ~48 MB per thread): the writer's garbage is
+ * short-lived, so a smaller nursery costs it little. bench --only baseline1,baseline100,B1,B2, same session:
+ * peak RSS 251-257 -> 239 MB, B1 8,404-8,430 -> 8,997 req/s, B2 23,626-24,710 -> 25,040 events/s. The same
+ * limit on the main thread (node --max-semi-space-size=4) saved ~20 MB more but cost B1 a quarter
+ * (5,794-6,582 req/s), and 8 MB semi-spaces still 6% (7,935), so the main thread keeps V8's default.
  */
 const WRITER_LIMITS = { maxYoungGenerationSizeMb: 12 };
 
