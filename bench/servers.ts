@@ -1,6 +1,5 @@
 // Starting the servers under test (the baseline, or one or more meterd instances) as separate
 // processes on loopback, and watching their memory and CPU while they run.
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpuSeconds, freePort, memoryMb, startNode, stop, waitHealthy, type Started } from './procs.js';
 
@@ -43,14 +42,8 @@ export function startBaseline(logDir: string): Promise<Server> {
   return launch('baseline', ['--import', 'tsx', join(ROOT, 'bench/baseline-server.ts')], {}, logDir);
 }
 
-/** The node flags `npm start` passes (package.json), so the bench runs the server as users start it. */
-function startFlags(): string[] {
-  const start = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start.split(/\s+/);
-  return start.slice(1, start.findIndex((a) => a.endsWith('.js')));
-}
-
 export function startMeterd(i: number, o: MeterdOptions): Promise<Server> {
-  const script = [...startFlags(), ...(o.entry === 'dist' ? [join(ROOT, 'dist/cli/index.js'), 'serve'] : ['--import', 'tsx', join(ROOT, 'src/cli/index.ts'), 'serve'])];
+  const script = o.entry === 'dist' ? [join(ROOT, 'dist/cli/index.js'), 'serve'] : ['--import', 'tsx', join(ROOT, 'src/cli/index.ts'), 'serve'];
   const env = { METERD_ADMIN_KEY: o.adminKey, DATABASE_URL: o.databaseUrl, HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...measureEnv(o.protection) };
   return launch(`meterd-${i}`, script, env, o.logDir, o.profileDir);
 }

@@ -33,14 +33,17 @@ export function partialFromRow(r: PartialColumns): Partial {
 }
 
 export function partialToColumns(p: Partial) {
+  // One event's partial holds its value as sum, min, max and latest (one Decimal): format it once.
+  const sum = formatDecimal(p.sum);
+  const text = (d: Decimal | null) => (d === p.sum ? sum : textOrNull(d));
   return {
     count: p.count,
-    sum: formatDecimal(p.sum),
-    min: textOrNull(p.min),
-    max: textOrNull(p.max),
+    sum,
+    min: text(p.min),
+    max: text(p.max),
     latest_time: p.latestTime,
     latest_seq: p.latestSeq,
-    latest_value: textOrNull(p.latestValue),
+    latest_value: text(p.latestValue),
   };
 }
 

@@ -1,7 +1,7 @@
-// Statements are named, so PostgreSQL parses and plans them once per connection, not per commit.
 // One group-commit transaction of appends: exactly-once by the event_keys primary key,
 // never check-then-insert, so any number of processes may write to one database. The events'
 // rollup contributions are stored as pending rows in the same transaction (see pending.ts).
+// Statements are named, so PostgreSQL parses and plans them once per connection, not per commit.
 import type pg from 'pg';
 import type { AppendItem } from '../store.js';
 import { StaleMetersError } from '../store.js';
@@ -28,16 +28,17 @@ interface Candidate {
 /** Bytes of one index entry PostgreSQL accepts (B-tree rows max out at 2704 bytes with overhead). */
 const MAX_KEY_BYTES = 2600;
 
+/** Rows travel as JSON, which PostgreSQL refuses with an unpaired surrogate in it. */
+const malformed = (id: string) => validationError(`event ${id}: text must be well-formed Unicode (an unpaired surrogate)`);
+
 /** Refuses, before the transaction, a job PostgreSQL would reject mid-way (failing its whole group). */
 export function unstorable(job: AppendJob): Error | undefined {
   for (const { event: e, deltas } of job.items) {
     for (const s of [e.source, e.id, e.type, e.subject, e.dataJson, e.hash]) {
       if (s !== null && s.includes('\u0000')) return validationError(`event ${e.id}: text must not contain NUL characters`);
+      if (s !== null && !s.isWellFormed()) return malformed(e.id);
     }
-    // Rows travel as JSON, which PostgreSQL refuses with an unpaired surrogate in it.
-    for (const s of [e.source, e.id, e.type, e.subject, ...deltas.flatMap((d) => [d.subject, d.groupKey, d.unique])]) {
-      if (s != null && !s.isWellFormed()) return validationError(`event ${e.id}: text must be well-formed Unicode (an unpaired surrogate)`);
-    }
+    for (const d of deltas) if (!d.subject.isWellFormed() || !d.groupKey.isWellFormed() || d.unique?.isWellFormed() === false) return malformed(e.id);
     const keyBytes = Buffer.byteLength(job.tenantId) + Buffer.byteLength(e.source) + Buffer.byteLength(e.id);
     const subjectBytes = Buffer.byteLength(e.subject ?? '') + Buffer.byteLength(e.type ?? '');
     if (keyBytes > MAX_KEY_BYTES || subjectBytes > MAX_KEY_BYTES) {

@@ -3,7 +3,7 @@
 // more than a backlog the folds have not caught up with, before its commits are acknowledged.
 import type pg from 'pg';
 import { withRetry } from './pool.js';
-import { foldSome, lockFolds, tryLockFolds } from './pending.js';
+import { FOLD_BATCH_EVENTS, foldSome, lockFolds, tryLockFolds } from './pending.js';
 
 export interface FoldOptions {
   /** Fold once this process has stored this many events' contributions since its last fold. */
@@ -16,7 +16,7 @@ export interface FoldOptions {
   backlog?: number;
 }
 
-export const FOLD_DEFAULTS: Required<FoldOptions> = { events: 25_000, afterMs: 2000, perTransaction: 25_000, backlog: 50_000 };
+export const FOLD_DEFAULTS: Required<FoldOptions> = { events: 25_000, afterMs: 2000, perTransaction: FOLD_BATCH_EVENTS, backlog: 50_000 };
 
 export class Folds {
   private readonly o: Required<FoldOptions>;

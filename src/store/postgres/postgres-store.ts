@@ -205,8 +205,12 @@ export class PostgresStore implements Store {
         const out = await inTransaction(this.pool, async (c) => (attemptResult = await commitAppends(c, jobs, Date.now())));
         let accepted = 0;
         out.forEach((r, ji) => {
-          if (!(r instanceof Error)) r.forEach((s, ii) => s === 'duplicate' && maybeAccepted.has(`${ji}:${ii}`) && (r[ii] = 'accepted'));
-          if (!(r instanceof Error)) for (const s of r) if (s === 'accepted') accepted++;
+          if (!(r instanceof Error)) {
+            r.forEach((s, ii) => {
+              if (s === 'duplicate' && maybeAccepted.has(`${ji}:${ii}`)) r[ii] = 'accepted';
+              if (r[ii] === 'accepted') accepted++;
+            });
+          }
           results[slots[ji]] = r;
         });
         // Backpressure (see Folds.committed); a failed fold leaves the rows pending, never fails the commit.
