@@ -2,7 +2,7 @@
 // 4 models, 10 users each, five meters) through the writer thread's own path into a fresh file, event-key
 // upkeep run after each commit. Prints µs per event over the commits after a warm-up. No HTTP, no thread
 // hop, so changes to the write path can be compared without the HTTP bench's ±15% noise.
-//   node --import tsx bench/writer.ts              (PER=3200 events per commit, COMMITS=60; PER=32 is B1-shaped)
+//   node --import tsx bench/writer.ts              (PER=3200 events per commit in jobs of JOB=100, COMMITS=60; PER=32 JOB=1 is B1-shaped)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -14,6 +14,8 @@ import { FOLD_DEFAULTS } from '../src/store/sqlite/pending-rollups.js';
 import { CUSTOMERS, MODELS, USERS_PER_CUSTOMER, subjectOf } from './workload.js';
 
 const PER = Number(process.env.PER ?? 3200);
+// Events per job (one request's events); a commit holds PER / JOB jobs.
+const JOB = Math.max(1, Math.min(PER, Number(process.env.JOB ?? 100)));
 const COMMITS = Number(process.env.COMMITS ?? 60);
 const WARM_UP = 5;
 // Events between folds (the writer thread folds after FOLD_DEFAULTS.events, or sooner on a timer).
@@ -42,9 +44,14 @@ try {
   let measured = 0;
   let unfolded = 0;
   for (let i = 0; i < COMMITS + WARM_UP; i++) {
-    const events = Array.from({ length: PER }, event);
+    const jobs = Array.from({ length: Math.ceil(PER / JOB) }, (_, j) => ({
+      tenantId: TENANT,
+      metersVersion: 0,
+      meters: METERS,
+      events: Array.from({ length: Math.min(JOB, PER - j * JOB) }, event),
+    }));
     const t = performance.now();
-    writer.commit([{ tenantId: TENANT, metersVersion: 0, meters: METERS, events }]);
+    writer.commit(jobs);
     while (writer.upkeepStep());
     // The folds the writer thread would run between commits (its timers do not fire in this loop).
     unfolded += PER;
@@ -58,7 +65,7 @@ try {
     }
   }
   writer.stop();
-  console.log(`${((ms * 1000) / measured).toFixed(1)} µs per event (${measured.toLocaleString('en-US')} events in commits of ${PER}, after ${WARM_UP} warm-up commits)`);
+  console.log(`${((ms * 1000) / measured).toFixed(1)} µs per event (${measured.toLocaleString('en-US')} events in commits of ${PER}, jobs of ${JOB}, after ${WARM_UP} warm-up commits)`);
   db.close();
 } finally {
   rmSync(dir, { recursive: true, force: true });

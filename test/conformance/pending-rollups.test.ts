@@ -145,21 +145,24 @@ for (const fixture of fixtures) {
     after(() => fixture.cleanup());
 
     it('equal raw events whenever folds run: after commits, in small transactions, by another store, on reads', async () => {
-      const events = fc.array(fc.record({ n: fc.integer({ min: 0, max: 60 }), late: fc.integer({ min: 0, max: 50 }), tokens: fc.integer({ min: -5, max: 500 }), frac: fc.boolean(), model: fc.constantFrom('s', 'l'), user: fc.constantFrom('u1', 'u2', 'u3'), subject: fc.constantFrom('a', 'b') }), { minLength: 1, maxLength: 12 });
+      const events = fc.array(fc.record({ n: fc.integer({ min: 0, max: 60 }), late: fc.integer({ min: 0, max: 50 }), tokens: fc.option(fc.integer({ min: -5, max: 500 }), { freq: 4 }), frac: fc.boolean(), model: fc.constantFrom('s', 'l'), user: fc.option(fc.constantFrom('u1', 'u2', 'u3')), subject: fc.constantFrom('a', 'b') }), { minLength: 1, maxLength: 12 });
       const op = fc.oneof(
         fc.record({ kind: fc.constant('append' as const), by: fc.integer({ min: 0, max: 1 }), events }),
         // Both stores at once: their commits, and the folds they start, overlap.
         fc.record({ kind: fc.constant('together' as const), events: fc.tuple(events, events) }),
+        // Several requests to one store at once: one commit of several jobs, each naming its own meters.
+        fc.record({ kind: fc.constant('burst' as const), by: fc.integer({ min: 0, max: 1 }), jobs: fc.array(events, { minLength: 2, maxLength: 4 }) }),
         fc.record({ kind: fc.constant('settle' as const), by: fc.integer({ min: 0, max: 1 }) }),
         fc.record({ kind: fc.constant('wait' as const), ms: fc.integer({ min: 0, max: 4 }) }),
       );
-      type Generated = { n: number; late: number; tokens: number; frac: boolean; model: string; user: string; subject: string };
+      type Generated = { n: number; late: number; tokens: number | null; frac: boolean; model: string; user: string | null; subject: string };
       const toEvents = (es: Generated[]): NewEvent[] => es.map((e) => mkEvent({
         // The same n is the same event: a duplicate, or a conflict when its content differs.
         id: `e${e.n}`,
         time: T0 - e.late * HOUR + e.n,
         subject: e.subject,
-        data: { tokens: e.frac ? `${e.tokens}.25` : String(e.tokens), model: e.model, user: e.user },
+        // Without tokens or a user an event contributes to fewer meters, so jobs name different meters.
+        data: { model: e.model, ...(e.tokens === null ? {} : { tokens: e.frac ? `${e.tokens}.25` : String(e.tokens) }), ...(e.user === null ? {} : { user: e.user }) },
       }));
       const fold = fc.record({ events: fc.integer({ min: 1, max: 40 }), afterMs: fc.integer({ min: 0, max: 3 }), perTransaction: fc.integer({ min: 1, max: 30 }) });
       await fc.assert(
@@ -175,6 +178,7 @@ for (const fixture of fixtures) {
             if (o.kind === 'wait') await new Promise((r) => setTimeout(r, o.ms));
             else if (o.kind === 'settle') await stores[o.by].settle();
             else if (o.kind === 'together') await Promise.all(stores.map((s, i) => append(s, t, toEvents(o.events[i]))));
+            else if (o.kind === 'burst') await Promise.all(o.jobs.map((es) => append(stores[o.by], t, toEvents(es))));
             else await append(stores[o.by], t, toEvents(o.events));
           }
           for (const store of stores) for (const m of ms) await assertRollupsMatchEvents(store, t, m);
@@ -205,6 +209,28 @@ for (const fixture of fixtures) {
       assert.equal(await sum(writer, t, m), '157');
       assert.equal(await sum(reader, t, m), '157');
       await assertRollupsMatchEvents(reader, t, m);
+    });
+
+    it('keep each job\'s meters apart when one commit gathers many jobs, over several pending rows', async () => {
+      const db = await fixture.fresh();
+      const store = db.open(NEVER);
+      await store.migrate();
+      const t = await newTenant(store);
+      const ms = meters(t);
+      for (const m of ms) await createMeter(store, m);
+      // Even jobs have tokens and no user (three meters), odd ones a user and no tokens (one meter, first
+      // in their own list): 3,000 events in one commit, more than one pending row holds.
+      const job = (j: number) => Array.from({ length: 500 }, (_, i) => mkEvent({
+        id: `${j}-${i}`,
+        time: T0 + (i % 7) * HOUR,
+        subject: i % 2 ? 'a' : 'b',
+        data: { model: i % 3 ? 's' : 'l', ...(j % 2 ? { user: `u${i % 5}` } : { tokens: String(i % 13) }) },
+      }));
+      const statuses = await Promise.all(Array.from({ length: 6 }, (_, j) => append(store, t, job(j))));
+      assert.equal(statuses.flat().filter((x) => x === 'accepted').length, 3000);
+      assert.ok((await db.onDisk()).pending > 1);
+      for (const m of ms) await assertRollupsMatchEvents(store, t, m);
+      for (const m of ms) assert.deepEqual(await reconcileMeter({ store }, t, m), [], m.slug);
     });
 
     it("count each event once when stores take turns appending and folding each other's rows", async () => {

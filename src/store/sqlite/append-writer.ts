@@ -8,7 +8,7 @@ import { formatDecimal } from '../../core/decimal.js';
 import { RollupWriter } from './rollup-writer.js';
 import { EventKeys, eventKey, type DedupeOptions } from './dedupe/event-keys.js';
 import { hashKey } from './dedupe/key-filter.js';
-import { FOLD_DEFAULTS, PendingRollups, type FoldOptions, type PendingEvents } from './pending-rollups.js';
+import { FOLD_DEFAULTS, PendingBatch, PendingRollups, type FoldOptions } from './pending-rollups.js';
 
 /**
  * An event as it crosses to the writer thread. Tuples and one flat array of contributions, because
@@ -62,6 +62,7 @@ export class AppendWriter {
   private readonly s;
   private readonly rollups: RollupWriter;
   private readonly pending: PendingRollups;
+  private readonly batch: PendingBatch;
   private readonly fold: Required<FoldOptions>;
   /** Events this writer stored since its last fold. */
   private unfolded = 0;
@@ -86,6 +87,7 @@ export class AppendWriter {
     this.rollups = new RollupWriter(db);
     this.fold = { ...FOLD_DEFAULTS, ...options.fold };
     this.pending = new PendingRollups(db, this.fold.perTransaction);
+    this.batch = new PendingBatch(this.pending);
     this.transaction = db.transaction((jobs: WireJob[]) => this.write(jobs));
   }
 
@@ -186,11 +188,15 @@ export class AppendWriter {
     const now = Date.now();
     this.recorded = 0;
     this.keys.begin();
+    this.batch.clear();
+    // A tenant's meters cannot change inside this transaction (meter changes take the write lock).
+    const versions = new Map<string, number>();
     const results = jobs.map((job): WireResult => {
-      const current = s.metersVersion.get(job.tenantId)?.meters_version ?? 0;
+      let current = versions.get(job.tenantId);
+      if (current === undefined) versions.set(job.tenantId, (current = s.metersVersion.get(job.tenantId)?.meters_version ?? 0));
       if (current !== job.metersVersion) return { stale: true };
       const statuses: AppendStatus[] = [];
-      const pending: PendingEvents = [];
+      const { flat, meterIndex, count } = this.batch.forJob(job.tenantId, job.meters);
       let accepted = 0;
       for (const [source, id, type, subject, time, dataJson, hash, contributions] of job.events) {
         const key = eventKey(job.tenantId, source, id);
@@ -204,15 +210,16 @@ export class AppendWriter {
         const seq = Number(s.insertEvent.run(job.tenantId, source, id, type, subject, time, dataJson, hash, now).lastInsertRowid);
         this.keys.add(key, h, seq);
         if (contributions.length > 0) {
-          pending.push(seq, subject ?? '', time, contributions.length / 4);
-          for (const c of contributions) pending.push(c);
+          flat.push(seq, subject ?? '', time, contributions.length / 4);
+          for (let k = 0; k < contributions.length; k += 4) flat.push(meterIndex[contributions[k] as number], contributions[k + 1], contributions[k + 2], contributions[k + 3]);
           accepted++;
         }
       }
-      this.pending.record(job.tenantId, job.meters, accepted, pending);
+      count(accepted);
       this.recorded += accepted;
       return statuses;
     });
+    this.batch.recordAll();
     this.keys.end();
     return results;
   }

@@ -35,6 +35,53 @@ export interface FoldOptions {
 // (p99 167 ms); 2 s gives p99 33 ms at the same throughput. 50,000 events per fold stalled B2 ~1 s.
 export const FOLD_DEFAULTS: Required<FoldOptions> = { events: 25_000, afterMs: 2000, perTransaction: 50_000 };
 
+/** Events per pending row at most (a row is parsed whole when folded). */
+const ROW_EVENTS = 1000;
+
+/**
+ * One transaction's contributions, gathered per tenant: a commit writes a pending row per tenant
+ * and ~ROW_EVENTS events, not one per job. B1 commits ~32 one-event jobs; a row each made folds cost
+ * ~18 µs per event against ~13.6 gathered (per-row SQLite steps, JSON.parse calls and deletes).
+ */
+export class PendingBatch {
+  private readonly byTenant = new Map<string, { meters: string[]; index: Map<string, number>; events: number; flat: PendingEvents }>();
+
+  constructor(private readonly pending: PendingRollups) {}
+
+  /**
+   * Where a job's events go: a flat array for the caller to push per event its seq, subject, time
+   * and contribution count, then its contributions with meters mapped through `meterIndex`; and
+   * `count`, to say how many events it pushed.
+   */
+  forJob(tenantId: string, jobMeters: string[]): { flat: PendingEvents; meterIndex: number[]; count: (events: number) => void } {
+    let t = this.byTenant.get(tenantId);
+    if (t && t.events >= ROW_EVENTS) {
+      this.pending.record(tenantId, t.meters, t.events, t.flat);
+      t = undefined;
+    }
+    if (!t) this.byTenant.set(tenantId, (t = { meters: [], index: new Map(), events: 0, flat: [] }));
+    const { meters, index } = t;
+    const meterIndex = jobMeters.map((m) => {
+      let i = index.get(m);
+      if (i === undefined) index.set(m, (i = meters.push(m) - 1));
+      return i;
+    });
+    const row = t;
+    return { flat: t.flat, meterIndex, count: (events) => (row.events += events) };
+  }
+
+  /** Records the rows still gathered (inside the transaction) and forgets them. */
+  recordAll(): void {
+    for (const [tenantId, t] of this.byTenant) this.pending.record(tenantId, t.meters, t.events, t.flat);
+    this.byTenant.clear();
+  }
+
+  /** Forgets what was gathered (the transaction rolled back). */
+  clear(): void {
+    this.byTenant.clear();
+  }
+}
+
 export class PendingRollups {
   private readonly s;
 
