@@ -1,6 +1,7 @@
 // The one place errors become HTTP answers on the native API: application/problem+json (RFC 9457).
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, type ErrorKind, type FieldIssue } from '../core/errors.js';
+import { NO_CONTROL, NO_NUL } from './schemas.js';
 
 const STATUS: Record<ErrorKind, number> = {
   validation: 400,
@@ -61,6 +62,9 @@ export function toProblem(err: unknown): { problem: Problem; headers: Record<str
   if (fe && fe.validation) {
     const where = fe.validationContext ?? 'body';
     const errors = fe.validation.map((v) => {
+      // The text patterns shared by many fields, said in words.
+      if (v.params?.pattern === NO_NUL) v = { ...v, message: 'must not contain a NUL character' };
+      else if (v.params?.pattern === NO_CONTROL) v = { ...v, message: 'must not contain control characters' };
       const extra = v.params?.additionalProperty ? ` (${String(v.params.additionalProperty)})` : v.params?.missingProperty ? ` (${String(v.params.missingProperty)})` : '';
       const path = v.instancePath ? `${where}${v.instancePath.replace(/\//g, '.')}` : where;
       return { field: path, message: `${v.message ?? 'is invalid'}${extra}` };

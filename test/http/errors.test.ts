@@ -113,6 +113,34 @@ for (const engine of engines()) {
       assertProblem(await call(t.url, 'POST', '/v1/api-keys', { key: ten.admin, body: { name: 'k', scopes: ['root'] } }), 400);
     });
 
+    it('stored text with a NUL answers 400 naming the field on every route that stores text, and stores nothing', async () => {
+      // PostgreSQL text cannot hold NUL (it answered 500 here); SQLite refuses it too, so both answer alike.
+      const N = 'a\u0000b';
+      const cases: Array<[string, Record<string, unknown>, string, string]> = [
+        ['/v1/meters', { slug: 'nul1', eventType: 'x', aggregation: 'COUNT', description: N }, 'description', '/v1/meters/nul1'],
+        ['/v1/meters', { slug: 'nul2', eventType: N, aggregation: 'COUNT' }, 'eventType', '/v1/meters/nul2'],
+        ['/v1/customers', { key: 'nul1', name: N }, 'name', '/v1/customers/nul1'],
+        ['/v1/api-keys', { name: N, scopes: ['read'] }, 'name', ''],
+        ['/v1/compat/killbill/unit-types', { unitType: 'nul1', description: N }, 'description', '/v1/meters/kb-nul1'],
+        ['/v1/compat/kinde/features', { code: 'nul1', description: N }, 'description', '/v1/meters/kinde-nul1'],
+        ['/v1/compat/kinde/agreements', { agreementId: 'nul1', name: N }, 'name', '/v1/customers/nul1'],
+        ['/v1/compat/kinde/clients', { name: N }, 'name', ''],
+        ['/v1/compat/frontier/billing-accounts', { orgId: 'nul2', name: N }, 'name', ''],
+        ['/v1/compat/frontier/credentials', { name: N }, 'name', ''],
+        ['/v1/compat/planship/products', { slug: 'nul1', name: N }, 'name', ''],
+        ['/v1/compat/planship/customers', { customerId: 'nul3', name: N }, 'name', '/v1/customers/nul3'],
+        ['/v1/compat/planship/credentials', { name: N }, 'name', ''],
+        ['/v1/compat/charthop/orgs', { orgId: 'nul4', name: N }, 'name', '/v1/customers/nul4'],
+      ];
+      for (const [path, body, field, stored] of cases) {
+        assertProblem(await call(t.url, 'POST', path, { key: ten.admin, body }), 400, new RegExp(`body\\.${field} must not contain a NUL character`));
+        if (stored) assertProblem(await call(t.url, 'GET', stored, { key: ten.admin }), 404);
+      }
+      assert.equal((await call(t.url, 'POST', '/v1/customers', { key: ten.admin, body: { key: 'nul5', name: 'kept' } })).status, 201);
+      assertProblem(await call(t.url, 'PATCH', '/v1/customers/nul5', { key: ten.admin, body: { name: N } }), 400, /body\.name must not contain a NUL/);
+      assert.equal((await call(t.url, 'GET', '/v1/customers/nul5', { key: ten.admin })).body.name, 'kept');
+    });
+
     it('serves OpenAPI 3.1 generated from the route schemas, the docs page, health and readiness', async () => {
       const spec = await call(t.url, 'GET', '/openapi.json');
       assert.equal(spec.status, 200);

@@ -3,7 +3,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { errors } from '../../http/schemas.js';
+import { Text, errors } from '../../http/schemas.js';
 import { bearerToken, requireScope } from '../../http/auth.js';
 import type { Services } from '../../main.js';
 import { chartHopErrorHandler } from './charthop.errors.js';
@@ -54,7 +54,7 @@ const OrgBody = Type.Object(
   {
     orgId: Type.String({ minLength: 1, maxLength: 200, pattern: '^[^\\u0000-\\u001f/]+$', description: 'ChartHop org id; becomes the customer key' }),
     slug: Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: '^[^\\u0000-\\u001f/]+$', description: 'org slug, accepted in place of the id' })),
-    name: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+    name: Type.Optional(Text({ minLength: 1, maxLength: 256 })),
   },
   { additionalProperties: false },
 );

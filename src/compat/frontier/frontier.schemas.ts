@@ -2,7 +2,7 @@
 // declared loosely (Frontier accepts snake_case or lowerCamelCase and ignores unknown keys); the
 // service checks each usage and answers in Frontier's words.
 import { Type, type Static } from 'typebox';
-import { Key } from '../../http/schemas.js';
+import { Key, Text } from '../../http/schemas.js';
 
 const Amount = Type.Union([Type.String({ maxLength: 128 }), Type.Number()], { description: 'int64 as a string or a number; meterd also takes exact decimals such as "0.25"' });
 
@@ -54,7 +54,7 @@ export const CreateAccountBody = Type.Object(
   {
     billingId: Type.Optional(Uuid),
     orgId: Key,
-    name: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+    name: Type.Optional(Text({ minLength: 1, maxLength: 256 })),
     creditMin: Type.Optional(DecimalText),
   },
   { additionalProperties: false },
@@ -87,7 +87,7 @@ export type TopUpBody = Static<typeof TopUpBody>;
 
 export const TopUpView = Type.Object({ id: Type.String(), status: Type.Union([Type.Literal('accepted'), Type.Literal('duplicate')]), balance: Type.String() });
 
-export const CredentialsBody = Type.Object({ name: Type.String({ minLength: 1, maxLength: 128 }) }, { additionalProperties: false });
+export const CredentialsBody = Type.Object({ name: Text({ minLength: 1, maxLength: 128 }) }, { additionalProperties: false });
 export const CredentialsView = Type.Object({
   clientId: Type.String({ description: 'Basic username (the meterd API key id)' }),
   clientSecret: Type.String({ description: 'Basic password; shown only in this answer' }),

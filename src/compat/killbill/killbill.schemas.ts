@@ -1,6 +1,7 @@
 // Wire schemas: Kill Bill's own models (documentation of the compat routes; the service applies
 // Kill Bill's checks itself so errors keep its messages) and the native configuration routes.
 import { Type, type Static } from 'typebox';
+import { NO_CONTROL, Text } from '../../http/schemas.js';
 
 // A number or a decimal string: a type list, so the validator's coercion never rewrites it.
 const Amount = Type.Unsafe<number | string>({ type: ['number', 'string'], description: 'decimal amount; a string keeps any precision exact' });
@@ -45,9 +46,9 @@ export const UsageQuery = Type.Object({
 
 export const UnitTypeBody = Type.Object(
   {
-    unitType: Type.String({ minLength: 1, maxLength: 240, pattern: '^[^\\u0000-\\u001f]+$', description: 'catalog unit name as clients send it' }),
+    unitType: Type.String({ minLength: 1, maxLength: 240, pattern: NO_CONTROL, description: 'catalog unit name as clients send it' }),
     meter: Type.Optional(Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,62}$', description: 'slug of the meter to create; default kb-<unitType>' })),
-    description: Type.Optional(Type.String({ maxLength: 1024 })),
+    description: Type.Optional(Text({ maxLength: 1024 })),
   },
   { additionalProperties: false },
 );

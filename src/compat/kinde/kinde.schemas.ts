@@ -1,6 +1,7 @@
 // Wire schemas: Kinde's meter usage and token models (documentation; the service applies Kinde's
 // checks itself so errors keep its shape) and the native configuration routes.
 import { Type, type Static } from 'typebox';
+import { NO_CONTROL, Text } from '../../http/schemas.js';
 import { CYCLE_INTERVALS } from './kinde.service.js';
 
 const Code = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$' });
@@ -38,7 +39,7 @@ export const FeatureBody = Type.Object(
   {
     code: Code,
     meter: Type.Optional(Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,62}$', description: 'slug of the meter to create; default kinde-<code>' })),
-    description: Type.Optional(Type.String({ maxLength: 1024 })),
+    description: Type.Optional(Text({ maxLength: 1024 })),
   },
   { additionalProperties: false },
 );
@@ -47,8 +48,8 @@ export const FeatureView = Type.Object({ code: Type.String(), meter: Type.String
 
 export const AgreementBody = Type.Object(
   {
-    agreementId: Type.String({ minLength: 1, maxLength: 200, pattern: '^[^\\u0000-\\u001f]+$', description: 'e.g. agreement_0195ac80…; becomes the customer key' }),
-    name: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+    agreementId: Type.String({ minLength: 1, maxLength: 200, pattern: NO_CONTROL, description: 'e.g. agreement_0195ac80…; becomes the customer key' }),
+    name: Type.Optional(Text({ minLength: 1, maxLength: 256 })),
     cycleAnchor: Type.Optional(Type.String({ maxLength: 40, description: 'an instant on a cycle boundary; default 1970-01-01T00:00:00Z' })),
     cycleInterval: Type.Optional(Type.Union(CYCLE_INTERVALS.map((c) => Type.Literal(c)), { description: 'default month' })),
     features: Type.Optional(Type.Array(Code, { maxItems: 64, description: 'feature codes it may record; default all' })),
@@ -66,7 +67,7 @@ export const AgreementView = Type.Object({
   subject: Type.String(),
 });
 
-export const ClientBody = Type.Object({ name: Type.String({ minLength: 1, maxLength: 100 }) }, { additionalProperties: false });
+export const ClientBody = Type.Object({ name: Text({ minLength: 1, maxLength: 100 }) }, { additionalProperties: false });
 export const ClientView = Type.Object({
   clientId: Type.String(),
   clientSecret: Type.String({ description: 'shown only in this answer' }),

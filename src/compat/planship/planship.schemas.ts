@@ -1,6 +1,6 @@
 // Wire schemas of the Planship MeteredUsageApi and of its native configuration routes.
 import { Type, type Static } from 'typebox';
-import { Key } from '../../http/schemas.js';
+import { Key, Text } from '../../http/schemas.js';
 
 export const MeteredUsageIn = Type.Object({
   usage: Type.Integer({ description: 'the amount of usage reported' }),
@@ -42,7 +42,7 @@ export const ProductSlug = Type.String({ pattern: '^[a-z0-9](?:[a-z0-9_]|-(?!-))
 export const LeverSlug = Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,31}$', description: 'lower-case letters, digits, _ and -; at most 32' });
 export const MeteringId = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$' });
 
-export const CreateProductBody = Type.Object({ slug: ProductSlug, name: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })) }, { additionalProperties: false });
+export const CreateProductBody = Type.Object({ slug: ProductSlug, name: Type.Optional(Text({ minLength: 1, maxLength: 256 })) }, { additionalProperties: false });
 export type CreateProductBody = Static<typeof CreateProductBody>;
 
 export const CreateLeverBody = Type.Object(
@@ -87,7 +87,7 @@ export const SubscriptionBody = Type.Object(
 export type SubscriptionBody = Static<typeof SubscriptionBody>;
 
 export const CreateCustomerBody = Type.Object(
-  { customerId: Key, name: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })), subscriptions: Type.Optional(Type.Array(SubscriptionBody, { maxItems: 20 })) },
+  { customerId: Key, name: Type.Optional(Text({ minLength: 1, maxLength: 256 })), subscriptions: Type.Optional(Type.Array(SubscriptionBody, { maxItems: 20 })) },
   { additionalProperties: false },
 );
 export type CreateCustomerBody = Static<typeof CreateCustomerBody>;
@@ -95,5 +95,5 @@ export type CreateCustomerBody = Static<typeof CreateCustomerBody>;
 export const SubscriptionView = Type.Object({ subscriptionId: Type.String(), product: Type.String(), startedAt: Type.String(), renew: Type.String(), timeZone: Type.String() });
 export const CustomerView = Type.Object({ customerId: Type.String(), name: Type.String(), subscriptions: Type.Array(SubscriptionView) });
 
-export const CredentialsBody = Type.Object({ name: Type.String({ minLength: 1, maxLength: 128 }) }, { additionalProperties: false });
+export const CredentialsBody = Type.Object({ name: Text({ minLength: 1, maxLength: 128 }) }, { additionalProperties: false });
 export const CredentialsView = Type.Object({ clientId: Type.String(), clientSecret: Type.String({ description: 'shown only in this answer' }) });

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { errors } from '../../http/schemas.js';
+import { Text, errors } from '../../http/schemas.js';
 import { requireScope } from '../../http/auth.js';
 import { formatInstant } from '../../core/time.js';
 import type { Services } from '../../main.js';
@@ -32,7 +32,7 @@ export function apiKeyRoutes(app: FastifyInstance, s: Services) {
     schema: {
       tags,
       summary: 'Create an API key for the caller\'s tenant; the key is shown only in this answer',
-      body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 128 }), scopes: Type.Array(ScopeSchema, { minItems: 1, maxItems: 3, uniqueItems: true }) }, { additionalProperties: false }),
+      body: Type.Object({ name: Text({ minLength: 1, maxLength: 128 }), scopes: Type.Array(ScopeSchema, { minItems: 1, maxItems: 3, uniqueItems: true }) }, { additionalProperties: false }),
       response: { 201: Type.Intersect([KeySchema, Type.Object({ key: Type.String() })]), ...errors(400, 401, 403) },
     },
     onRequest: requireScope(s.apiKeys, 'admin'),

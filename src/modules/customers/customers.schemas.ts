@@ -1,17 +1,17 @@
 import { Type, type Static } from 'typebox';
-import { Key, PathKey } from '../../http/schemas.js';
+import { Key, PathKey, Text } from '../../http/schemas.js';
 
 const Subjects = Type.Array(Key, { maxItems: 1000, description: 'event subjects attributed to this customer' });
 const Metadata = Type.Record(Type.String({ maxLength: 64 }), Type.String({ maxLength: 1024 }), { maxProperties: 64 });
 
 export const CreateCustomerBody = Type.Object(
-  { key: Key, name: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })), subjects: Type.Optional(Subjects), metadata: Type.Optional(Metadata) },
+  { key: Key, name: Type.Optional(Text({ minLength: 1, maxLength: 256 })), subjects: Type.Optional(Subjects), metadata: Type.Optional(Metadata) },
   { additionalProperties: false },
 );
 export type CreateCustomerBody = Static<typeof CreateCustomerBody>;
 
 export const UpdateCustomerBody = Type.Object(
-  { name: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })), subjects: Type.Optional(Subjects), metadata: Type.Optional(Metadata) },
+  { name: Type.Optional(Text({ minLength: 1, maxLength: 256 })), subjects: Type.Optional(Subjects), metadata: Type.Optional(Metadata) },
   { additionalProperties: false },
 );
 

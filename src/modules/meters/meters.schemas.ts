@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox';
-import { PathKey, Slug } from '../../http/schemas.js';
+import { PathKey, Slug, Text } from '../../http/schemas.js';
 import { AGGREGATIONS } from './meters.types.js';
 
 const JsonPath = Type.String({ minLength: 2, maxLength: 512, pattern: '^\\$', description: 'JSONPath into the event data: $.a.b, $["a b"], $.list[0]' });
@@ -7,11 +7,11 @@ const JsonPath = Type.String({ minLength: 2, maxLength: 512, pattern: '^\\$', de
 export const CreateMeterBody = Type.Object(
   {
     slug: Slug,
-    eventType: Type.String({ minLength: 1, maxLength: 256 }),
+    eventType: Text({ minLength: 1, maxLength: 256 }),
     aggregation: Type.Union(AGGREGATIONS.map((a) => Type.Literal(a))),
     valueProperty: Type.Optional(Type.Union([JsonPath, Type.Null()])),
     groupBy: Type.Optional(Type.Record(Type.String({ maxLength: 64 }), JsonPath)),
-    description: Type.Optional(Type.Union([Type.String({ maxLength: 2048 }), Type.Null()])),
+    description: Type.Optional(Type.Union([Text({ maxLength: 2048 }), Type.Null()])),
   },
   { additionalProperties: false },
 );
