@@ -1,9 +1,11 @@
 // parseInstant reads RFC 3339 by hand (it runs for every event); it must accept and read exactly
-// what the regular expression it replaced did, so here the old version is the oracle.
+// what the regular expression it replaced did, so here the old version is the oracle. isValidZone
+// remembers valid zones; Luxon is its oracle.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { MINUTE_MS, MAX_TIME_MS, MIN_TIME_MS, parseInstant } from '../../src/core/time.js';
+import { IANAZone } from 'luxon';
+import { MINUTE_MS, MAX_TIME_MS, MIN_TIME_MS, isValidZone, parseInstant } from '../../src/core/time.js';
 
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
 
@@ -65,5 +67,35 @@ describe('parseInstant', () => {
     }
     assert.equal(parseInstant('0080-01-01T00:00:00Z'), undefined, 'year 80 is not 1980');
     assert.equal(parseInstant('1969-12-31T23:30:00-01:00'), Date.UTC(1970, 0, 1, 0, 30));
+  });
+});
+
+describe('isValidZone', () => {
+  const zones = ['UTC', 'Europe/Berlin', 'America/New_York', 'Asia/Kolkata', 'US/Eastern', 'Etc/GMT+5', 'Not/AZone', 'europe/berlin', '', 'x'.repeat(65), 'America/New_York ', 'UTC\u0000'];
+
+  it('answers what Luxon answers, every time it is asked', () => {
+    fc.assert(
+      fc.property(fc.array(fc.oneof(fc.constantFrom(...zones), fc.string({ maxLength: 70 })), { maxLength: 30 }), (asked) => {
+        for (const z of asked) assert.equal(isValidZone(z), z.length <= 64 && IANAZone.isValidZone(z), JSON.stringify(z));
+      }),
+    );
+    for (const z of [undefined, null, 5, {}]) assert.equal(isValidZone(z), false);
+  });
+
+  it('builds an ICU formatter once per valid zone, not once per query (each holds native memory until a GC)', () => {
+    const luxonCheck = IANAZone.isValidZone;
+    let calls = 0;
+    IANAZone.isValidZone = (z) => {
+      calls++;
+      return luxonCheck.call(IANAZone, z);
+    };
+    try {
+      for (let i = 0; i < 100; i++) assert.ok(isValidZone('Pacific/Chatham'));
+      assert.equal(calls, 1);
+      for (let i = 0; i < 3; i++) assert.equal(isValidZone('Nowhere/Atlantis'), false);
+      assert.equal(calls, 4, 'an invalid name is not remembered, so it cannot fill memory');
+    } finally {
+      IANAZone.isValidZone = luxonCheck;
+    }
   });
 });
