@@ -2,7 +2,7 @@
 //
 // Why: writing every level's rows in each commit cost ~10 row upserts and ~9 dirty pages per event,
 // because a commit's events belong to rows spread over the whole current hour. Now a commit appends
-// one row per job to rollup_pending (its events' contributions, a few pages written in sequence),
+// a row per tenant and up to 1,000 events to rollup_pending (their contributions, a few pages written in sequence),
 // in the transaction that stores the events, and a fold merges thousands of events' contributions
 // into the rollup tables at once, where most of them land on rows the fold already touches.
 //
@@ -16,7 +16,7 @@ import { floorHour } from '../../core/time.js';
 import type { RollupWriter } from './rollup-writer.js';
 
 /**
- * A job's accepted events as the pending row stores them, flat: per event its seq, subject, time
+ * A pending row's events (accepted, with contributions), flat: per event its seq, subject, time
  * and number of contributions, then per contribution the meter (an index into the row's meters),
  * the group key, the value (decimal text, or null) and the distinct value (or null).
  */
