@@ -196,7 +196,8 @@ export class AppendWriter {
       if (current === undefined) versions.set(job.tenantId, (current = s.metersVersion.get(job.tenantId)?.meters_version ?? 0));
       if (current !== job.metersVersion) return { stale: true };
       const statuses: AppendStatus[] = [];
-      const { flat, meterIndex, count } = this.batch.forJob(job.tenantId, job.meters);
+      const { row, meterIndex } = this.batch.forJob(job.tenantId, job.meters);
+      const { flat } = row;
       let accepted = 0;
       for (const [source, id, type, subject, time, dataJson, hash, contributions] of job.events) {
         const key = eventKey(job.tenantId, source, id);
@@ -215,7 +216,7 @@ export class AppendWriter {
           accepted++;
         }
       }
-      count(accepted);
+      row.events += accepted;
       this.recorded += accepted;
       return statuses;
     });
