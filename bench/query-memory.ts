@@ -10,10 +10,9 @@ import { join } from 'node:path';
 import { loadConfig } from '../src/config.js';
 import { openServices } from '../src/main.js';
 import { queryCases } from './cases.js';
-import { measureEnv } from './servers.js';
+import { startMeterd, stopServers } from './servers.js';
 import { seedEvents, settleKeyRuns, setupTenant } from './seed.js';
 import { seedMonth } from './workload.js';
-import { freePort, startNode, stop, waitHealthy } from './procs.js';
 
 const N = Number(process.env.N ?? 3_000_000);
 const SECS = Number(process.env.SECS ?? 8);
@@ -36,18 +35,13 @@ const month = JSON.parse(readFileSync(monthFile, 'utf8')) as { from: number; to:
 
 const admin = `mk_bench_${randomBytes(24).toString('hex')}`;
 const metricsToken = randomBytes(16).toString('hex');
-const port = await freePort();
-const server = startNode(
-  ['dist/cli/index.js', 'serve'],
-  { DATABASE_URL: `sqlite:${file}`, METERD_ADMIN_KEY: admin, METRICS_TOKEN: metricsToken, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'error', ...measureEnv(false) },
-  join(dir, 'server.log'),
-);
-const base = `http://127.0.0.1:${port}`;
+// LOG_LEVEL error: the server's log goes to DIR/meterd-0.log, and only failures are of interest.
+const server = await startMeterd(0, { databaseUrl: `sqlite:${file}`, adminKey: admin, entry: 'dist', logDir: dir, protection: false, env: { METRICS_TOKEN: metricsToken, LOG_LEVEL: 'error' } });
+const base = server.url;
 try {
-  await waitHealthy(`${base}/healthz`, server);
   const mb = (kb: string) => Math.round(Number.parseInt(kb, 10) / 1024);
   const report = async (label: string) => {
-    const status = Object.fromEntries(readFileSync(`/proc/${server.child.pid}/status`, 'utf8').split('\n').map((l) => l.split(/:\s+/)));
+    const status = Object.fromEntries(readFileSync(`/proc/${server.pid}/status`, 'utf8').split('\n').map((l) => l.split(/:\s+/)));
     const metrics = await (await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } })).text();
     const heap = (name: string) => Math.round(Number(new RegExp(`^${name} (\\S+)`, 'm').exec(metrics)?.[1] ?? NaN) / 1e6);
     console.log(`${label.padEnd(16)} RSS ${mb(status.VmRSS)} MB (peak ${mb(status.VmHWM)}): anonymous ${mb(status.RssAnon)}, files ${mb(status.RssFile)}; V8 heap ${heap('nodejs_heap_size_used_bytes')} used of ${heap('nodejs_heap_size_total_bytes')} MB`);
@@ -65,5 +59,5 @@ try {
     await report(`${c.id} (${n} queries)`);
   }
 } finally {
-  await stop(server);
+  await stopServers([server]);
 }

@@ -24,6 +24,8 @@ export interface MeterdOptions {
   /** Keep meterd's rate limit and load shedding on (off by default: the bench measures capacity, and a
    * per-key limit or a 503 under saturation would cap or void the figure). */
   protection: boolean;
+  /** More settings for meterd, over the bench's own. */
+  env?: Record<string, string>;
 }
 
 /** The settings the bench changes from meterd's defaults (unknown names are ignored by older builds). */
@@ -44,7 +46,7 @@ export function startBaseline(logDir: string): Promise<Server> {
 
 export function startMeterd(i: number, o: MeterdOptions): Promise<Server> {
   const script = o.entry === 'dist' ? [join(ROOT, 'dist/cli/index.js'), 'serve'] : ['--import', 'tsx', join(ROOT, 'src/cli/index.ts'), 'serve'];
-  const env = { METERD_ADMIN_KEY: o.adminKey, DATABASE_URL: o.databaseUrl, HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...measureEnv(o.protection) };
+  const env = { METERD_ADMIN_KEY: o.adminKey, DATABASE_URL: o.databaseUrl, HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...measureEnv(o.protection), ...o.env };
   return launch(`meterd-${i}`, script, env, o.logDir, o.profileDir);
 }
 
