@@ -5,6 +5,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Services } from '../main.js';
 import { errorHandler } from './problem.js';
+import { clientErrorHandler } from './client-errors.js';
 import { ProblemSchema } from './schemas.js';
 import { MeterSchema } from '../modules/meters/meters.schemas.js';
 import { CustomerSchema } from '../modules/customers/customers.schemas.js';
@@ -54,6 +55,12 @@ export async function buildHttp(s: Services, opts: HttpOptions = {}): Promise<Fa
     frameworkErrors: (error, req, reply) => answerError(validationError(`the URL is malformed: ${error.message.replace(/'[^']*'/, 'the path')}`), req, reply),
     // On close, idle keep-alive connections are dropped at once; busy ones finish their request first.
     forceCloseConnections: 'idle',
+    // Requests the HTTP parser refuses (malformed, headers too large) answer problem+json too.
+    clientErrorHandler,
+    // The router's own limit on a path parameter's raw length (default 100) must not refuse what the
+    // schemas accept: ids and keys of up to MAX_ID_LENGTH characters, percent-encoded at up to 9 per
+    // character. The schemas refuse anything longer with a 400 that names the field.
+    maxParamLength: s.config.MAX_ID_LENGTH * 9,
   });
 
   app.setValidatorCompiler(validatorCompiler);

@@ -1,7 +1,28 @@
 // Every malformed request answers 4xx application/problem+json saying what is wrong; nothing is stored.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { engines, startApp, call, type TestApp, type TestTenant } from '../support/harness.js';
+
+/** Sends raw bytes on a new connection; resolves with everything the server wrote before it closed. */
+function rawRequest(url: string, bytes: string): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const socket = connect(Number(port), hostname, () => socket.write(bytes));
+    socket.on('data', (c) => chunks.push(c));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString()));
+  });
+}
+
+/** A raw HTTP answer's status, headers (lower-cased names) and JSON body. */
+function parseRaw(raw: string) {
+  const [head, body] = [raw.slice(0, raw.indexOf('\r\n\r\n')), raw.slice(raw.indexOf('\r\n\r\n') + 4)];
+  const [statusLine, ...lines] = head.split('\r\n');
+  const headers = new Headers(lines.map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()] as [string, string]));
+  return { status: Number(statusLine.split(' ')[1]), headers, body: JSON.parse(body), text: body };
+}
 
 function assertProblem(r: { status: number; headers: Headers; body: any; text: string }, status: number, detail?: RegExp) {
   assert.equal(r.status, status, r.text);
@@ -79,6 +100,9 @@ for (const engine of engines()) {
       assertProblem(await post({ slug: 'x', eventType: 'e', aggregation: 'SUM' }), 400, /valueProperty is required/);
       assertProblem(await post({ slug: 'x', eventType: 'e', aggregation: 'SUM', valueProperty: '$..v' }), 400, /valueProperty/);
       assertProblem(await post({ slug: 'x', eventType: 'e', aggregation: 'SUM', valueProperty: '$.v', groupBy: { subject: '$.s' } }), 400, /reserved/);
+      // As JSON text: in a JS object literal __proto__ would set the prototype, not a key.
+      const proto = '{"slug":"x","eventType":"e","aggregation":"SUM","valueProperty":"$.v","groupBy":{"__proto__":"$.s"}}';
+      assertProblem(await call(t.url, 'POST', '/v1/meters', { key: ten.admin, rawBody: proto, headers: { 'content-type': 'application/json' } }), 400, /__proto__.*reserved/);
       assertProblem(await post({ slug: 'x', eventType: 'e', aggregation: 'SUM', valueProperty: '$.v', extra: 1 }), 400, /extra/);
       assertProblem(await post({ slug: 'm', eventType: 'e', aggregation: 'COUNT' }), 409);
       assertProblem(await post([]), 400);
@@ -111,6 +135,40 @@ for (const engine of engines()) {
       assertProblem(await call(t.url, 'GET', '/v1/events?limit=abc', { key: ten.read }), 400);
       assertProblem(await call(t.url, 'GET', '/v1/events?from=notadate', { key: ten.read }), 400, /from/);
       assertProblem(await call(t.url, 'POST', '/v1/api-keys', { key: ten.admin, body: { name: 'k', scopes: ['root'] } }), 400);
+    });
+
+    it('requests the HTTP parser refuses answer problem+json naming what is wrong, and close the connection', async () => {
+      const cases: Array<[string, number, RegExp]> = [
+        ['GET /v1/meters HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n', 400, /header line is malformed/],
+        ['POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n', 400, /Content-Length/],
+        ['POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n', 400, /Transfer-Encoding/],
+        ['GET /v1/a b HTTP/1.1\r\nHost: x\r\n\r\n', 400, /request line is malformed/],
+        [`GET /v1/meters/m/query?from=2026-01-01T00:00:00Z&subject=${'a'.repeat(17_000)} HTTP/1.1\r\nHost: x\r\n\r\n`, 431, /too large/],
+        ['NOT-A-METHOD\r\n\r\n', 400, /method/],
+      ];
+      for (const [bytes, status, detail] of cases) {
+        const raw = await rawRequest(t.url, bytes);
+        const r = parseRaw(raw);
+        assertProblem(r, status, detail);
+        assert.equal(r.headers.get('connection'), 'close', raw);
+      }
+      // The server still answers on new connections.
+      assert.equal((await call(t.url, 'GET', '/v1/meters', { key: ten.read })).status, 200);
+    });
+
+    it('keys and slugs up to 256 characters work in paths; longer ones answer 400 naming the parameter', async () => {
+      for (const key of ['k'.repeat(150), 'é€😀'.repeat(64)]) {
+        assert.equal((await call(t.url, 'POST', '/v1/customers', { key: ten.admin, body: { key, subjects: [] } })).status, 201);
+        const path = `/v1/customers/${encodeURIComponent(key)}`;
+        const got = await call(t.url, 'GET', path, { key: ten.read });
+        assert.equal(got.status, 200, got.text);
+        assert.equal(got.body.key, key);
+        const patched = await call(t.url, 'PATCH', path, { key: ten.admin, body: { name: 'long' } });
+        assert.equal(patched.status, 200, patched.text);
+        assert.equal(patched.body.name, 'long');
+      }
+      assertProblem(await call(t.url, 'GET', `/v1/customers/${'k'.repeat(257)}`, { key: ten.read }), 400, /key/);
+      assertProblem(await call(t.url, 'GET', `/v1/meters/${'m'.repeat(300)}/query?from=2026-01-01T00:00:00Z`, { key: ten.read }), 400, /slug/);
     });
 
     it('stored text with a NUL answers 400 naming the field on every route that stores text, and stores nothing', async () => {

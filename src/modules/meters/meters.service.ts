@@ -16,8 +16,11 @@ export interface CreateMeterInput {
   description?: string | null;
 }
 
-/** Dimension names that mean something else in a usage query. */
-export const RESERVED_DIMENSIONS = new Set(['subject', 'customer']);
+/**
+ * Dimension names that mean something else in a usage query, and __proto__, which a plain object
+ * (an answer's groupBy) cannot hold as its own key.
+ */
+export const RESERVED_DIMENSIONS = new Set(['subject', 'customer', '__proto__']);
 const DIMENSION_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 
 export class MetersService {
