@@ -191,6 +191,25 @@ for (const fixture of fixtures) {
       );
     });
 
+    it('are folded in the background, without a read, in several steps and transactions', async () => {
+      const db = await fixture.fresh();
+      const store = db.open({ events: 1, afterMs: 0, perTransaction: 1500 });
+      await store.migrate();
+      const t = await newTenant(store);
+      const m = mkMeter(t, 'tokens', 'SUM');
+      await createMeter(store, m);
+      // 3,000 events in pending rows of up to 1,000: more than one gathering step and one transaction.
+      for (let b = 0; b < 3; b++) await append(store, t, Array.from({ length: 1000 }, (_, i) => mkEvent({ id: `${b}-${i}`, time: T0 + (i % 5) * HOUR, data: { value: '2' } })));
+      let disk = await db.onDisk(m.id);
+      for (let waited = 0; disk.pending > 0 && waited < 10_000; waited += 50) {
+        await new Promise((r) => setTimeout(r, 50));
+        disk = await db.onDisk(m.id);
+      }
+      assert.equal(disk.pending, 0, 'nothing left pending without a read');
+      assert.equal(disk.tables.rollups, 5);
+      assert.equal(await sum(store, t, m), '6000');
+    });
+
     it('stay pending until a read, which folds what another store wrote, once', async () => {
       const db = await fixture.fresh();
       const writer = db.open(NEVER);

@@ -10,6 +10,8 @@ import Database from 'better-sqlite3';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { openDatabase } from '../../src/store/sqlite/open.js';
 import { sqliteMigrations } from '../../src/store/sqlite/migrations.js';
+import { PendingRollups } from '../../src/store/sqlite/pending-rollups.js';
+import { RollupWriter } from '../../src/store/sqlite/rollup-writer.js';
 import { append, assertRollupsMatchEvents, createMeter, mkEvent, mkMeter, newTenant } from './helpers.js';
 
 const HOUR = 3_600_000;
@@ -111,5 +113,46 @@ describe('sqlite storage', () => {
     assert.deepEqual(dump(), before);
     assert.deepEqual(keyOrder('rollups_subject_day'), ['a@0', 'a@3600000', 'b@7200000', 'c@0']);
     db.close();
+  });
+
+  it('writes a fold gathered between commits only if no other fold ran meanwhile', async () => {
+    const path = join(dir, 'gathered.db');
+    const store = new SqliteStore({ path, fold: { events: 1e12, afterMs: 1e9 }, writerThread: false });
+    await store.migrate();
+    const t = await newTenant(store);
+    const m = mkMeter(t, 'tokens', 'SUM');
+    await createMeter(store, m);
+    const batch = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => mkEvent({ id: `${prefix}${i}`, time: T0 + (i % 3) * HOUR, data: { value: '1' } }));
+    // A second connection gathers as a background fold does: outside the write lock, a row at a time.
+    const db = openDatabase(path);
+    const pending = new PendingRollups(db);
+    const rollups = new RollupWriter(db);
+    const gather = () => {
+      const g = { generation: pending.generation(), lastId: 0, events: 0 };
+      assert.ok(pending.gatherSome(rollups, g, 1) > 0);
+      return g;
+    };
+    try {
+      // Undisturbed: written, and its rows are gone.
+      for (const b of ['a', 'b']) await append(store, t, batch(b, 10));
+      let g = gather();
+      assert.equal(db.transaction(() => pending.commitGathered(rollups, g)).immediate(), true);
+      assert.equal(g.events, 10);
+      await store.settle();
+      await assertRollupsMatchEvents(store, t, m);
+
+      // Another fold takes the rows in between, and newer rows may reuse their ids: dropped, not written.
+      await append(store, t, batch('c', 10));
+      g = gather();
+      await store.settle();
+      for (const b of ['d', 'e']) await append(store, t, batch(b, 10));
+      assert.equal(db.transaction(() => pending.commitGathered(rollups, g)).immediate(), false);
+      rollups.clear();
+      await store.settle();
+      await assertRollupsMatchEvents(store, t, m);
+    } finally {
+      db.close();
+      await store.close();
+    }
   });
 });

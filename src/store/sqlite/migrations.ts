@@ -236,6 +236,15 @@ export const sqliteMigrations: Migration[] = [
     up: `CREATE TABLE rollup_pending (id INTEGER PRIMARY KEY, tenant_id TEXT NOT NULL, events INTEGER NOT NULL, body TEXT NOT NULL);`,
     down: `DROP TABLE rollup_pending;`,
   },
+  {
+    version: 9,
+    name: 'fold generation',
+    // Bumped by every fold, so a fold gathered outside the write lock can tell that no other fold
+    // took its pending rows meanwhile (see AppendWriter's background folds).
+    up: `CREATE TABLE fold_state (id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL);
+      INSERT INTO fold_state (id, generation) VALUES (1, 0);`,
+    down: `DROP TABLE fold_state;`,
+  },
 ];
 
 /** Rebuilds the per-subject rollup tables with their keys starting `first`, indexed by `second`. */
