@@ -2,6 +2,7 @@
 // headers over the size limit, a request that never arrives whole): answered as problem+json too,
 // naming what is wrong, instead of Fastify's default JSON shape. The connection is closed after it,
 // because after a parse error the rest of the stream cannot be trusted to be a request.
+import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { problem } from './problem.js';
 
@@ -22,15 +23,14 @@ const DETAIL: Record<string, [status: number, detail: string]> = {
   HPE_CR_EXPECTED: [400, 'a line of the request does not end in CRLF'],
 };
 
-export function clientErrorHandler(err: NodeJS.ErrnoException & { bytesParsed?: number }, socket: Socket): void {
+export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): void {
   // A connection reset or an already closed socket: there is nobody to answer.
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   const [status, detail] = DETAIL[err.code ?? ''] ?? [400, 'the request is not valid HTTP/1.1'];
   if (socket.writable) {
     const body = JSON.stringify(problem(status, detail));
-    const reason = status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request';
     socket.write(
-      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
         `Cache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
     );
   }

@@ -107,7 +107,6 @@ export class PendingRollups {
     this.s = {
       insert: db.prepare<[string, number, string]>('INSERT INTO rollup_pending (tenant_id, events, body) VALUES (?, ?, ?)'),
       any: db.prepare<[], number>('SELECT EXISTS (SELECT 1 FROM rollup_pending)').pluck(),
-      oldest: db.prepare<[], { id: number; tenant_id: string; events: number; body: string }>('SELECT id, tenant_id, events, body FROM rollup_pending ORDER BY id'),
       remove: db.prepare<[number]>('DELETE FROM rollup_pending WHERE id <= ?'),
       after: db.prepare<[number], { id: number; tenant_id: string; events: number; body: string }>('SELECT id, tenant_id, events, body FROM rollup_pending WHERE id > ? ORDER BY id'),
       generation: db.prepare<[], number>('SELECT generation FROM fold_state WHERE id = 1').pluck(),
@@ -135,20 +134,10 @@ export class PendingRollups {
    * caller's write transaction). Returns the events folded; 0 once nothing is pending.
    */
   foldSome(rollups: RollupWriter): number {
-    let last = 0;
-    let folded = 0;
-    for (const row of this.s.oldest.iterate()) {
-      const [meters, flat] = JSON.parse(row.body) as [string[], PendingEvents];
-      addPending(rollups, row.tenant_id, meters, flat);
-      last = row.id;
-      folded += row.events;
-      if (folded >= this.perTransaction) break;
-    }
-    if (folded === 0) return 0;
-    rollups.flush();
-    this.s.remove.run(last);
-    this.s.bump.run();
-    return folded;
+    const fold: GatheredFold = { generation: 0, lastId: 0, events: 0 };
+    if (this.gatherSome(rollups, fold, this.perTransaction) === 0) return 0;
+    this.write(rollups, fold.lastId);
+    return fold.events;
   }
 
   /**
@@ -175,10 +164,15 @@ export class PendingRollups {
    */
   commitGathered(rollups: RollupWriter, fold: GatheredFold): boolean {
     if (this.generation() !== fold.generation) return false;
-    rollups.flush();
-    this.s.remove.run(fold.lastId);
-    this.s.bump.run();
+    this.write(rollups, fold.lastId);
     return true;
+  }
+
+  /** The write half of every fold: the merged rows, the pending rows up to lastId deleted, the generation bumped. */
+  private write(rollups: RollupWriter, lastId: number): void {
+    rollups.flush();
+    this.s.remove.run(lastId);
+    this.s.bump.run();
   }
 
   /** Folds everything pending, in the caller's transaction (meter changes, rebuilds, migrations down). */

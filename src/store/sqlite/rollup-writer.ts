@@ -147,8 +147,6 @@ class Row {
 /** A series' and bucket's rows by the two text columns of the table's key, in its order (second '' if it has one). */
 type Pairs<V> = Map<string, Map<string, V>>;
 
-const sortedKeys = <K extends string | number>(m: Map<K, unknown>): K[] =>
-  [...m.keys()].sort(typeof m.keys().next().value === 'number' ? (a, b) => (a as number) - (b as number) : undefined);
 
 /**
  * One level's rows of a fold, by series (one tenant's meter), bucket, then the text columns of the
@@ -176,11 +174,11 @@ class LevelRows<V> {
    */
   each(fn: (series: number, bucket: number, row: V) => void): void {
     for (const [series, buckets] of this.bySeries) {
-      for (const bucket of sortedKeys(buckets)) {
+      for (const bucket of [...buckets.keys()].sort((a, b) => a - b)) {
         const firsts = buckets.get(bucket)!;
-        for (const first of sortedKeys(firsts)) {
+        for (const first of [...firsts.keys()].sort()) {
           const seconds = firsts.get(first)!;
-          for (const second of seconds.size === 1 ? seconds.keys() : sortedKeys(seconds)) fn(series, bucket, seconds.get(second)!);
+          for (const second of seconds.size === 1 ? seconds.keys() : [...seconds.keys()].sort()) fn(series, bucket, seconds.get(second)!);
         }
       }
     }
