@@ -12,15 +12,20 @@ interface Pending<J, R> {
 
 export class GroupCommit<J, R> {
   private queue: Pending<J, R>[] = [];
-  private running: Promise<void> | null = null;
+  /** Groups sent and not yet answered. */
+  private readonly running = new Set<Promise<void>>();
   private scheduled = false;
   private pendingWeight = 0;
 
-  /** `weigh` measures a job (events in it) for `weight`, the work queued or committing. */
+  /**
+   * `weigh` measures a job (events in it) for `weight`, the work queued or committing. `maxInFlight`
+   * groups may be committing at once; the commit function must keep them in order if it needs to.
+   */
   constructor(
     private readonly commit: (jobs: J[]) => Result<R>[] | Promise<Result<R>[]>,
     private readonly maxJobs = 512,
     private readonly weigh: (job: J) => number = () => 1,
+    private readonly maxInFlight = 1,
   ) {}
 
   submit(job: J): Promise<R> {
@@ -40,15 +45,17 @@ export class GroupCommit<J, R> {
   }
 
   private schedule() {
-    if (this.scheduled || this.running) return;
+    if (this.scheduled || this.running.size >= this.maxInFlight) return;
     this.scheduled = true;
     // setImmediate lets every request already read from the sockets join this group.
     setImmediate(() => {
       this.scheduled = false;
-      this.running = this.flush().finally(() => {
-        this.running = null;
+      const group = this.flush().finally(() => {
+        this.running.delete(group);
         if (this.queue.length > 0) this.schedule();
       });
+      this.running.add(group);
+      if (this.queue.length > 0) this.schedule();
     });
   }
 
@@ -69,8 +76,8 @@ export class GroupCommit<J, R> {
 
   /** Resolves once everything submitted so far is committed (graceful shutdown). */
   async drain(): Promise<void> {
-    while (this.queue.length > 0 || this.running || this.scheduled) {
-      if (this.running) await this.running;
+    while (this.queue.length > 0 || this.running.size > 0 || this.scheduled) {
+      if (this.running.size > 0) await Promise.all(this.running);
       else await new Promise((r) => setImmediate(r));
     }
   }

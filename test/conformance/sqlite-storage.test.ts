@@ -11,6 +11,7 @@ import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { openDatabase } from '../../src/store/sqlite/open.js';
 import { sqliteMigrations } from '../../src/store/sqlite/migrations.js';
 import { PendingRollups } from '../../src/store/sqlite/pending-rollups.js';
+import { AppendWriter, type WireJob } from '../../src/store/sqlite/append-writer.js';
 import { RollupWriter } from '../../src/store/sqlite/rollup-writer.js';
 import { append, assertRollupsMatchEvents, createMeter, mkEvent, mkMeter, newTenant } from './helpers.js';
 
@@ -153,6 +154,42 @@ describe('sqlite storage', () => {
     } finally {
       db.close();
       await store.close();
+    }
+  });
+
+  it('keeps the fold backlog bounded while commits outpace background folds, and loses nothing', async () => {
+    const db = databaseAt('backlog.db', Number.MAX_SAFE_INTEGER);
+    const tenant = 'tenant-backlog';
+    db.prepare("INSERT INTO tenants (id, name, created_at, meters_version) VALUES (?, 'backlog', 0, 0)").run(tenant);
+    // Background folds only (no timer, no reads). A gathering step takes ~500 events, at least a pending
+    // row (up to 1,000); each commit stores 3,000 events in three rows.
+    const writer = new AppendWriter(db, { fold: { events: 1000, afterMs: 1e9, perTransaction: 6000, backlog: 3000 } });
+    const pendingEvents = db.prepare('SELECT coalesce(sum(events), 0) FROM rollup_pending').pluck();
+    const job = (c: number, j: number): WireJob => ({
+      tenantId: tenant,
+      metersVersion: 0,
+      meters: ['meter-count'],
+      events: Array.from({ length: 1000 }, (_, i) => ['test', `${c}-${j}-${i}`, 'call', `s${i % 7}`, T0 + (i % 3) * HOUR, null, 'h', [0, '', null, null]]),
+    });
+    try {
+      let most = 0;
+      for (let c = 0; c < 40; c++) {
+        const results = writer.commit([0, 1, 2].map((j) => job(c, j)));
+        assert.deepEqual(new Set(results.flat()), new Set(['accepted']));
+        // One turn of the event loop between commits: one gathering step, as under a steady stream.
+        await new Promise((r) => setImmediate(r));
+        most = Math.max(most, pendingEvents.get() as number);
+      }
+      // Without the bound, each turn folds 1,000 of the 3,000 committed: ~80,000 pending by the end.
+      assert.ok(most <= 3000 + 6000 + 3000, `at most the backlog, a fold transaction and a commit pending; saw ${most}`);
+      writer.stop();
+      writer.foldAll();
+      assert.equal(pendingEvents.get(), 0);
+      assert.equal(db.prepare("SELECT sum(count) FROM rollups WHERE meter_id = 'meter-count'").pluck().get(), 120_000);
+      assert.equal(db.prepare("SELECT sum(count) FROM rollups_total WHERE meter_id = 'meter-count'").pluck().get(), 120_000);
+    } finally {
+      writer.stop();
+      db.close();
     }
   });
 });

@@ -74,6 +74,10 @@ export class AppendWriter {
   private unfolded = 0;
   /** Events with contributions the transaction being written recorded as pending. */
   private recorded = 0;
+  /** Events this writer stored that no fold has written yet: what the next read would fold first. */
+  private owed = 0;
+  /** Events committed since the last gather step (see FoldOptions.backlog). */
+  private sinceStep = 0;
   private foldTimer: NodeJS.Timeout | undefined;
   /** A background fold is gathering (see startFold). */
   private folding = false;
@@ -104,7 +108,11 @@ export class AppendWriter {
     try {
       const results = this.transaction.immediate(jobs);
       this.upkeepSoon();
-      if (this.recorded > 0) this.foldSoon(this.recorded);
+      if (this.recorded > 0) {
+        this.owed += this.recorded;
+        this.sinceStep += this.recorded;
+        this.foldSoon(this.recorded);
+      }
       return results;
     } catch (e) {
       this.keys.abandon();
@@ -125,6 +133,7 @@ export class AppendWriter {
     try {
       this.finishGathered();
       while (once.immediate() > 0);
+      this.owed = 0;
     } finally {
       this.rollups.clear();
     }
@@ -137,7 +146,7 @@ export class AppendWriter {
   private foldSoon(events: number): void {
     this.unfolded += events;
     if (this.folding) return;
-    if (this.unfolded >= this.fold.events) this.startFold();
+    if (this.unfolded >= this.fold.events || this.owed >= this.fold.backlog) this.startFold();
     else if (!this.foldTimer) {
       this.foldTimer = setTimeout(() => this.startFold(), this.fold.afterMs);
       this.foldTimer.unref();
@@ -164,7 +173,12 @@ export class AppendWriter {
     try {
       if (this.db.open) {
         const g = (this.gathered ??= { generation: this.pending.generation(), lastId: 0, events: 0 });
-        const added = this.pending.gatherSome(this.rollups, g, GATHER_STEP_EVENTS);
+        // Over the backlog, folding outpaces the commits between steps two to one until it is back under.
+        const step = this.owed >= this.fold.backlog ? Math.min(this.fold.perTransaction, Math.max(GATHER_STEP_EVENTS, 2 * this.sinceStep)) : GATHER_STEP_EVENTS;
+        this.sinceStep = 0;
+        const added = this.pending.gatherSome(this.rollups, g, step);
+        // Nothing pending at all (another process may have folded this writer's rows).
+        if (added === 0 && g.lastId === 0) this.owed = 0;
         if (added > 0 && g.events < this.fold.perTransaction) {
           setImmediate(() => this.gatherStep());
           return;
@@ -192,7 +206,7 @@ export class AppendWriter {
     if (!g) return;
     this.gathered = undefined;
     try {
-      if (g.events > 0) this.db.transaction(() => this.pending.commitGathered(this.rollups, g)).immediate();
+      if (g.events > 0 && this.db.transaction(() => this.pending.commitGathered(this.rollups, g)).immediate()) this.owed = Math.max(0, this.owed - g.events);
     } finally {
       this.rollups.clear();
     }

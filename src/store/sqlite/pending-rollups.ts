@@ -29,11 +29,19 @@ export interface FoldOptions {
   afterMs?: number;
   /** Events folded per transaction, so one fold never holds the write lock long or builds a huge batch. */
   perTransaction?: number;
+  /**
+   * Events this writer may have stored unfolded before its folds take precedence over its commits:
+   * beyond it, each gather step takes twice the events committed since the step before, so the
+   * backlog (what the next read must fold first) stays bounded however long ingestion runs.
+   */
+  backlog?: number;
 }
 
 // Measured with bench B1/B2 (same session): 0.5 s between folds stalled B1's commits ~100 ms every 0.5 s
 // (p99 167 ms); 2 s gives p99 33 ms at the same throughput. 50,000 events per fold stalled B2 ~1 s.
-export const FOLD_DEFAULTS: Required<FoldOptions> = { events: 25_000, afterMs: 2000, perTransaction: 50_000 };
+// Without a backlog bound, B2's folds fell behind (a 500-event step per ~3,200-event commit): 270,000
+// events were pending after 15 s, for the next read to fold first. With 50,000, at most ~78,000 were.
+export const FOLD_DEFAULTS: Required<FoldOptions> = { events: 25_000, afterMs: 2000, perTransaction: 50_000, backlog: 50_000 };
 
 /**
  * A fold gathered a step at a time between commits: the pending rows up to lastId, added to a
