@@ -194,6 +194,7 @@ export class PendingRollups {
 }
 
 function addPending(rollups: RollupWriter, tenant: string, meters: string[], flat: PendingEvents): void {
+  const series = meters.map((m) => rollups.seriesOf(tenant, m));
   for (let i = 0; i < flat.length;) {
     const seq = flat[i] as number;
     const subject = flat[i + 1] as string;
@@ -201,7 +202,7 @@ function addPending(rollups: RollupWriter, tenant: string, meters: string[], fla
     const end = i + 4 + 4 * (flat[i + 3] as number);
     const bucket = floorHour(time);
     for (let k = i + 4; k < end; k += 4) {
-      rollups.add(tenant, meters[flat[k] as number], subject, flat[k + 1] as string, bucket, time, flat[k + 2] as string | null, flat[k + 3] as string | null, seq);
+      rollups.addTo(series[flat[k] as number], subject, flat[k + 1] as string, bucket, time, flat[k + 2] as string | null, flat[k + 3] as string | null, seq);
     }
     i = end;
   }

@@ -156,13 +156,19 @@ type Pairs<V> = Map<string, Map<string, V>>;
  */
 class LevelRows<V> {
   private readonly bySeries = new Map<number, Map<number, Pairs<V>>>();
+  /** Per series, the bucket last asked for and its rows: a fold's contributions mostly fall in one hour. */
+  private lastBucket: number[] = [];
+  private lastRows: Array<Pairs<V>> = [];
 
   /** The rows of one series and bucket (an empty map the first time). */
   at(series: number, bucket: number): Pairs<V> {
+    if (this.lastBucket[series] === bucket) return this.lastRows[series];
     let buckets = this.bySeries.get(series);
     if (!buckets) this.bySeries.set(series, (buckets = new Map()));
     let rows = buckets.get(bucket);
     if (!rows) buckets.set(bucket, (rows = new Map()));
+    this.lastBucket[series] = bucket;
+    this.lastRows[series] = rows;
     return rows;
   }
 
@@ -186,6 +192,10 @@ class LevelRows<V> {
 
   clear(): void {
     this.bySeries.clear();
+    if (this.lastBucket.length > 0) {
+      this.lastBucket = [];
+      this.lastRows = [];
+    }
   }
 }
 
@@ -229,7 +239,11 @@ export class RollupWriter {
    * text; null for COUNT and UNIQUE_COUNT, nothing but the count), `unique` its distinct value if any.
    */
   add(tenant: string, meter: string, subject: string, group: string, bucket: number, time: number, value: string | null, unique: string | null, seq: number): void {
-    const series = this.seriesOf(tenant, meter);
+    this.addTo(this.seriesOf(tenant, meter), subject, group, bucket, time, value, unique, seq);
+  }
+
+  /** add() for a series already looked up (seriesOf), as a fold does once per pending row and meter. */
+  addTo(series: number, subject: string, group: string, bucket: number, time: number, value: string | null, unique: string | null, seq: number): void {
     const rows = this.hours.at(series, bucket);
     let bySubject = rows.get(subject);
     if (!bySubject) rows.set(subject, (bySubject = new Map()));
@@ -307,7 +321,8 @@ export class RollupWriter {
     this.uniqueDays.clear();
   }
 
-  private seriesOf(tenant: string, meter: string): number {
+  /** The id of a tenant's meter among this fold's series (until clear()). */
+  seriesOf(tenant: string, meter: string): number {
     let meters = this.seriesIds.get(tenant);
     if (!meters) this.seriesIds.set(tenant, (meters = new Map()));
     let id = meters.get(meter);
