@@ -210,11 +210,21 @@ for (const engine of engines()) {
       assert.equal((await call(t.url, 'GET', '/healthz')).status, 200);
       const ready = await call(t.url, 'GET', '/readyz');
       assert.equal(ready.body.engine, engine.name);
-      const r = await call(t.url, 'GET', '/healthz');
-      assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
-      assert.equal(r.headers.get('x-frame-options'), 'SAMEORIGIN');
-      assert.equal(r.headers.get('content-security-policy'), "default-src 'self';base-uri 'self';font-src 'self' https: data:;form-action 'self';frame-ancestors 'self';img-src 'self' data:;object-src 'none';script-src 'self';script-src-attr 'none';style-src 'self' 'unsafe-inline';upgrade-insecure-requests");
-      assert.equal(r.headers.get('strict-transport-security'), null, 'TLS ends in front of meterd');
+      // API answers, success and problem alike: the four headers an API needs.
+      for (const r of [await call(t.url, 'GET', '/healthz'), await call(t.url, 'GET', '/v1/meters')]) {
+        assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
+        assert.equal(r.headers.get('x-frame-options'), 'DENY');
+        assert.equal(r.headers.get('content-security-policy'), "default-src 'none'; frame-ancestors 'none'");
+        assert.equal(r.headers.get('cache-control'), 'no-store');
+        assert.equal(r.headers.get('cross-origin-opener-policy'), null, 'document headers are for the docs pages');
+        assert.equal(r.headers.get('strict-transport-security'), null, 'TLS ends in front of meterd');
+      }
+      // The docs pages: helmet's headers, with a CSP that lets them load their own scripts and styles.
+      assert.equal(docs.headers.get('x-content-type-options'), 'nosniff');
+      assert.equal(docs.headers.get('x-frame-options'), 'SAMEORIGIN');
+      assert.equal(docs.headers.get('cross-origin-opener-policy'), 'same-origin');
+      assert.equal(docs.headers.get('content-security-policy'), "default-src 'self';base-uri 'self';font-src 'self' https: data:;form-action 'self';frame-ancestors 'self';img-src 'self' data:;object-src 'none';script-src 'self';script-src-attr 'none';style-src 'self' 'unsafe-inline';upgrade-insecure-requests");
+      assert.equal(docs.headers.get('strict-transport-security'), null, 'TLS ends in front of meterd');
     });
   });
 }
