@@ -70,6 +70,11 @@ export interface CaseResult {
   clientCpuPercent: number;
   /** Ingest check: events stored with a time inside the measured run (the COUNT meter) vs acknowledged. */
   stored?: { acknowledged: number; storedInRun: number; ok: boolean };
+  /**
+   * Ingest cases: events left unfolded when the load stopped, and how long the first usage query then
+   * took (it folds them first). Folds that fell behind the commits would show here, not in events/s.
+   */
+  unfolded?: { events: number; firstReadMs: number };
   serverRssMb?: number[];
   /** False when the case had errors or lost events: its figures do not count. */
   valid: boolean;

@@ -24,6 +24,20 @@ async function storedCount(s: Services, from: number, to: number): Promise<numbe
 }
 
 /**
+ * How long a server takes to answer a usage query of the COUNT meter over the whole UTC hours around
+ * [from, to): whole hours come from the rollups alone, so the time is the fold of what was pending.
+ */
+async function firstRead(server: Server, token: string, from: number, to: number): Promise<number> {
+  const HOUR = 3_600_000;
+  const range = `from=${new Date(Math.floor(from / HOUR) * HOUR).toISOString()}&to=${new Date(Math.ceil(to / HOUR) * HOUR).toISOString()}`;
+  const t0 = performance.now();
+  const r = await fetch(`${server.url}/v1/meters/${COUNT_METER}/query?${range}`, { headers: { authorization: `Bearer ${token}` } });
+  await r.arrayBuffer();
+  if (!r.ok) throw new Error(`usage query after the load answered ${r.status}`);
+  return performance.now() - t0;
+}
+
+/**
  * Waits until the servers are idle (under 10% of a core over half a second), at most 120 s: a query
  * abandoned by the previous load still runs on the event loop and would be charged to the next case.
  */
@@ -70,12 +84,16 @@ export async function measure(def: CaseDef, servers: Server[], m: MeasureContext
   if (r.timeouts > 0) problems.push(`${r.timeouts} timeouts`);
   if (r.badBodies > 0) problems.push(`${r.badBodies} answers without a receipt`);
   let stored: CaseResult['stored'];
+  let unfolded: CaseResult['unfolded'];
   if (def.work.kind === 'ingest') {
     const sent = r.ok2xx * def.work.batch;
     if (r.acceptedEvents !== sent) problems.push(`${sent - r.acceptedEvents} events in 200 answers were not accepted`);
     if (checkStored) {
       // Acknowledged means committed, so every acknowledged event must be counted already; requests still
       // in flight when the load stopped may add at most one batch per connection.
+      // The first read goes to a server, whose writer folds what is pending before it answers.
+      const events = (await m.services.store.unfoldedEvents?.()) ?? 0;
+      unfolded = { events, firstReadMs: await firstRead(servers[0], m.token, wall0, wall1) };
       const delta = await storedCount(m.services, wall0, wall1);
       const slack = def.connections * def.work.batch;
       const ok = delta >= r.acceptedEvents && delta <= r.acceptedEvents + slack;
@@ -100,6 +118,7 @@ export async function measure(def: CaseDef, servers: Server[], m: MeasureContext
     serverCpuPercent: (serverCpu / elapsed) * 100,
     clientCpuPercent: r.clientCpuPercent,
     stored,
+    unfolded,
     serverRssMb: servers.map((s) => Math.round(s.lastRssMb)),
     valid: problems.length === 0,
     problems,

@@ -65,7 +65,12 @@ const n0 = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? 
 const ms = (v: number) => (Number.isFinite(v) ? v.toFixed(v < 10 ? 2 : 1) : '');
 
 const notes = (c: CaseResult) =>
-  [...(c.valid ? [] : [`INVALID: ${c.problems.join('; ')}`]), ...(c.warnings ?? []), ...(c.valid && c.stored ? ['stored = acked'] : [])].join('; ');
+  [
+    ...(c.valid ? [] : [`INVALID: ${c.problems.join('; ')}`]),
+    ...(c.warnings ?? []),
+    ...(c.valid && c.stored ? ['stored = acked'] : []),
+    ...(c.unfolded ? [`${n0(c.unfolded.events)} unfolded at the end, first read ${ms(c.unfolded.firstReadMs)} ms`] : []),
+  ].join('; ');
 
 export function markdown(r: RunReport): string {
   const m = r.machine;

@@ -44,7 +44,10 @@ export function buildServices(config: Config, store: Store): Services {
   const eventLimits = eventLimitsOf(config);
   const meters = new MetersService(store, meterCache);
   const customers = new CustomersService(store);
-  const metrics = new Metrics(() => store.backlog?.() ?? 0, { processMetrics: config.METRICS_TOKEN !== undefined });
+  const metrics = new Metrics(
+    { backlog: () => store.backlog?.() ?? 0, unfolded: store.unfoldedEvents ? () => store.unfoldedEvents!() : undefined },
+    { processMetrics: config.METRICS_TOKEN !== undefined },
+  );
   return {
     config,
     eventLimits,

@@ -71,6 +71,8 @@ for (const engine of engines()) {
       assert.equal(delta('meterd_http_request_seconds_count{method="GET",route="/v1/meters/:slug/query",status="200"}'), 1);
       assert.doesNotMatch(after, /route="\/v1\/meters\/calls/);
       assert.equal(sample(after, 'meterd_pending_events'), 0);
+      // The query folded what the appends left pending.
+      assert.equal(sample(after, 'meterd_unfolded_events'), 0);
       assert.ok(sample(after, 'process_resident_memory_bytes')! > 0, 'process metrics are there');
       assert.ok(!after.includes(ten.ingest) && !after.includes(TOKEN), 'no secret in the metrics');
     });

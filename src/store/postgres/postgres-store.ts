@@ -181,6 +181,11 @@ export class PostgresStore implements Store {
     return this.commits.weight;
   }
 
+  async unfoldedEvents(): Promise<number> {
+    const r = await this.pool.query<{ n: string }>({ name: 'meterd-unfolded', text: 'SELECT coalesce(sum(events), 0)::bigint AS n FROM rollup_pending' });
+    return Number(r.rows[0].n);
+  }
+
   appendEvents(tenantId: string, metersVersion: number, items: AppendItem[]): Promise<AppendStatus[]> {
     return this.commits.submit({ tenantId, metersVersion, items });
   }

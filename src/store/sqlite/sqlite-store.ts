@@ -141,11 +141,16 @@ export class SqliteStore implements Store {
       metersVersion: db.prepare<[string], { meters_version: number }>('SELECT meters_version FROM tenants WHERE id = ?'),
       rollups: new RollupWriter(db),
       pending: new PendingRollups(db),
+      unfolded: db.prepare<[], number>('SELECT coalesce(sum(events), 0) FROM rollup_pending').pluck(),
     };
   }
 
   backlog(): number {
     return this.commits.weight;
+  }
+
+  async unfoldedEvents(): Promise<number> {
+    return this.s.unfolded.get() ?? 0;
   }
 
   async migrate(): Promise<void> {
