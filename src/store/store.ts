@@ -147,6 +147,8 @@ export interface Store {
   appendEvents(tenantId: string, metersVersion: number, items: AppendItem[]): Promise<AppendStatus[]>;
   listEvents(tenantId: string, filter: EventFilter, cursor: EventCursor | undefined, limit: number): Promise<StoredEvent[]>;
   scanEvents(tenantId: string, scan: EventScan): Promise<StoredEvent[]>;
+  /** Whether any stored event of this type has a time in [from, to). */
+  hasEvents(tenantId: string, type: string, from: number, to: number): Promise<boolean>;
 
   // rollups
   readRollups(tenantId: string, scan: RollupScan): Promise<RollupRow[]>;

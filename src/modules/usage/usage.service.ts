@@ -142,7 +142,7 @@ export class UsageService {
     // per-subject rows of several windows are about as many as the buckets: those are asked for in
     // pieces of whole windows spanning a day or more, so memory stays bounded by a day's rows.
     const pieceMs = bySubject || byCustomer ? ROLLUP_CHUNK_MS : Infinity;
-    for (const piece of windowPieces(plan.rollupRanges, windows, locate, pieceMs)) {
+    const readPiece = async (piece: Piece, add: (window: number, subject: string, groupKey: string, partial: Partial | null, value: string | null) => void) => {
       const agg = {
         meterId: meter.id,
         fromBucket: piece.start,
@@ -154,16 +154,33 @@ export class UsageService {
         aggregation: meter.aggregation,
       };
       if (unique) {
-        for (const r of await this.store.aggregateUniques(ctx.tenantId, agg)) {
-          cellFor(piece.first + r.window, r.subject, r.groupKey)?.uniques!.add(r.value);
-        }
+        for (const r of await this.store.aggregateUniques(ctx.tenantId, agg)) add(piece.first + r.window, r.subject, r.groupKey, null, r.value);
       } else {
-        for (const r of await this.store.aggregateRollups(ctx.tenantId, agg)) {
-          const c = cellFor(piece.first + r.window, r.subject, r.groupKey);
-          if (c) mergeInto(c.partial, r.partial);
-        }
+        for (const r of await this.store.aggregateRollups(ctx.tenantId, agg)) add(piece.first + r.window, r.subject, r.groupKey, r.partial, null);
+      }
+    };
+    const addToCell = (window: number, subject: string, groupKey: string, partial: Partial | null, value: string | null) => {
+      const c = cellFor(window, subject, groupKey);
+      if (!c) return;
+      if (partial) mergeInto(c.partial, partial);
+      else c.uniques!.add(value!);
+    };
+    for (const piece of windowPieces(plan.rollupRanges, windows, locate, pieceMs)) await readPiece(piece, addToCell);
+
+    // A `to` inside an hour (the default: now) would read that hour so far from raw events: seconds once
+    // ingestion is fast (bench: 5.8 s after B2's ~600,000 events in the hour). Its whole-hour rollup is
+    // read instead, and kept only if no event of the meter's type lies in [to, the hour's end): checked
+    // after the read, so any event the read's fold took in is seen by the check.
+    const last = lastHourAlone(plan, windows, q.to);
+    if (last) {
+      const rows: Array<Parameters<typeof addToCell>> = [];
+      await readPiece({ start: last.start, end: last.end, first: windows.length - 1, last: windows.length - 1 }, (...row) => void rows.push(row));
+      if (!(await this.store.hasEvents(ctx.tenantId, meter.eventType, q.to, last.end))) {
+        for (const row of rows) addToCell(...row);
+        plan.rawRanges.pop();
       }
     }
+
     // Cut hours from raw events.
     const compiled = compileMeter(meter);
     for (const range of plan.rawRanges) {
@@ -261,6 +278,19 @@ export function planSources(from: number, to: number, windows: Window[]): Source
   if (run) rollupRanges.push(run);
   if (rawRun) rawRanges.push(rawRun);
   return { rollupRanges, rawRanges };
+}
+
+/**
+ * The whole UTC hour that holds `to`, when the plan reads it from raw events only because `to` cuts
+ * it: the last raw range is [that hour's start, to), inside the last window. Then that hour's rollup
+ * counts exactly the events before `to` if none lies in [to, the hour's end).
+ */
+export function lastHourAlone(plan: SourcePlan, windows: Window[], to: number): Window | undefined {
+  const raw = plan.rawRanges[plan.rawRanges.length - 1];
+  const start = floorHour(to);
+  if (!raw || raw.end !== to || raw.start !== start || start === to) return undefined;
+  if (windows[windows.length - 1].start > start) return undefined;
+  return { start, end: start + HOUR_MS };
 }
 
 function* chunked(ranges: Window[], size: number): Generator<Window> {

@@ -266,6 +266,15 @@ export class PostgresStore implements Store {
     return r.rows.map(eventFromRow);
   }
 
+  async hasEvents(tenantId: string, type: string, from: number, to: number): Promise<boolean> {
+    const r = await this.pool.query<{ any: boolean }>({
+      name: 'meterd-has-events',
+      text: 'SELECT EXISTS (SELECT 1 FROM events WHERE tenant_id = $1 AND type = $2 AND time >= $3 AND time < $4) AS any',
+      values: [tenantId, type, from, to],
+    });
+    return r.rows[0].any;
+  }
+
   // rollups
 
   async readRollups(tenantId: string, scan: RollupScan): Promise<RollupRow[]> {

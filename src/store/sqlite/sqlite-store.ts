@@ -142,6 +142,7 @@ export class SqliteStore implements Store {
       rollups: new RollupWriter(db),
       pending: new PendingRollups(db),
       unfolded: db.prepare<[], number>('SELECT coalesce(sum(events), 0) FROM rollup_pending').pluck(),
+      hasEvents: db.prepare<[string, string, number, number], number>('SELECT EXISTS (SELECT 1 FROM events WHERE tenant_id = ? AND type = ? AND time >= ? AND time < ?)').pluck(),
     };
   }
 
@@ -449,6 +450,10 @@ export class SqliteStore implements Store {
       )
       .all(...params)
       .map(eventFromRow);
+  }
+
+  async hasEvents(tenantId: string, type: string, from: number, to: number): Promise<boolean> {
+    return this.s.hasEvents.get(tenantId, type, from, to) === 1;
   }
 
   // rollups
