@@ -75,6 +75,8 @@ export interface CaseResult {
    * took (it folds them first). Folds that fell behind the commits would show here, not in events/s.
    */
   unfolded?: { events: number; firstReadMs: number };
+  /** Each server's peak RSS (VmHWM) so far, read once the case and its checks are done: which case set the peak. */
+  serverPeakRssMb?: number[];
   serverRssMb?: number[];
   /** False when the case had errors or lost events: its figures do not count. */
   valid: boolean;

@@ -102,6 +102,8 @@ export async function measure(def: CaseDef, servers: Server[], m: MeasureContext
     }
   }
   const serverCpu = cpu1.reduce((a, c, i) => a + (c - cpu0[i]), 0);
+  // After the checks too: the first read's fold belongs to this case.
+  sampleMemory(servers);
   return {
     id: def.id,
     title: def.title,
@@ -120,6 +122,7 @@ export async function measure(def: CaseDef, servers: Server[], m: MeasureContext
     stored,
     unfolded,
     serverRssMb: servers.map((s) => Math.round(s.lastRssMb)),
+    serverPeakRssMb: servers.map((s) => Math.round(s.peakHwmMb)),
     valid: problems.length === 0,
     problems,
     warnings,

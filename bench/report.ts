@@ -64,6 +64,13 @@ export function machineInfo(engine: Engine, dbDir?: string): Machine {
 const n0 = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '' : Math.round(v).toLocaleString('en-US'));
 const ms = (v: number) => (Number.isFinite(v) ? v.toFixed(v < 10 ? 2 : 1) : '');
 
+/** The case by whose end the peak was reached, if the cases recorded it. */
+function peakCase(r: RunReport): string {
+  const peak = Math.max(...r.peakRssMb);
+  const c = r.cases.find((x) => x.serverPeakRssMb !== undefined && Math.max(...x.serverPeakRssMb) >= peak);
+  return c ? ` (reached by the end of ${c.id})` : '';
+}
+
 const notes = (c: CaseResult) =>
   [
     ...(c.valid ? [] : [`INVALID: ${c.problems.join('; ')}`]),
@@ -92,7 +99,7 @@ export function markdown(r: RunReport): string {
     ...r.cases.map((c) =>
       `| ${c.id} | ${c.title}${c.instances > 1 ? ` (${c.instances} instances)` : ''} | ${n0(c.eventsPerSec)} | ${n0(c.requestsPerSec)} | ${base(c)} | ${ms(c.latencyMs.p50)} | ${ms(c.latencyMs.p99)} | ${c.serverCpuPercent.toFixed(0)}% | ${c.clientCpuPercent.toFixed(0)}% | ${notes(c)} |`),
     '',
-    `Peak server RSS (VmHWM): ${r.peakRssMb.map((x) => `${x.toFixed(0)} MB`).join(', ') || 'n/a'}.`,
+    `Peak server RSS (VmHWM): ${r.peakRssMb.map((x) => `${x.toFixed(0)} MB`).join(', ') || 'n/a'}${peakCase(r)}.`,
     '',
     '| target | measure | limit | measured | result |',
     '|---|---|---|---|---|',
