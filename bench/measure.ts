@@ -3,6 +3,7 @@
 import { join } from 'node:path';
 import type { Services } from '../src/main.js';
 import { systemCtx } from '../src/core/context.js';
+import { ceilHour, floorHour } from '../src/core/time.js';
 import type { CaseDef, CaseResult } from './cases.js';
 import { runLoad } from './load.js';
 import { cpuOf, sampleMemory, type Server } from './servers.js';
@@ -28,8 +29,7 @@ async function storedCount(s: Services, from: number, to: number): Promise<numbe
  * [from, to): whole hours come from the rollups alone, so the time is the fold of what was pending.
  */
 async function firstRead(server: Server, token: string, from: number, to: number): Promise<number> {
-  const HOUR = 3_600_000;
-  const range = `from=${new Date(Math.floor(from / HOUR) * HOUR).toISOString()}&to=${new Date(Math.ceil(to / HOUR) * HOUR).toISOString()}`;
+  const range = `from=${new Date(floorHour(from)).toISOString()}&to=${new Date(ceilHour(to)).toISOString()}`;
   const t0 = performance.now();
   const r = await fetch(`${server.url}/v1/meters/${COUNT_METER}/query?${range}`, { headers: { authorization: `Bearer ${token}` } });
   await r.arrayBuffer();
@@ -89,11 +89,11 @@ export async function measure(def: CaseDef, servers: Server[], m: MeasureContext
     const sent = r.ok2xx * def.work.batch;
     if (r.acceptedEvents !== sent) problems.push(`${sent - r.acceptedEvents} events in 200 answers were not accepted`);
     if (checkStored) {
+      // The first read goes to a server, whose writer folds what is pending before it answers.
+      const events = await m.services.store.unfoldedEvents();
+      unfolded = { events, firstReadMs: await firstRead(servers[0], m.token, wall0, wall1) };
       // Acknowledged means committed, so every acknowledged event must be counted already; requests still
       // in flight when the load stopped may add at most one batch per connection.
-      // The first read goes to a server, whose writer folds what is pending before it answers.
-      const events = (await m.services.store.unfoldedEvents?.()) ?? 0;
-      unfolded = { events, firstReadMs: await firstRead(servers[0], m.token, wall0, wall1) };
       const delta = await storedCount(m.services, wall0, wall1);
       const slack = def.connections * def.work.batch;
       const ok = delta >= r.acceptedEvents && delta <= r.acceptedEvents + slack;

@@ -66,6 +66,7 @@ const ms = (v: number) => (Number.isFinite(v) ? v.toFixed(v < 10 ? 2 : 1) : '');
 
 /** The case by whose end the peak was reached, if the cases recorded it. */
 function peakCase(r: RunReport): string {
+  if (r.peakRssMb.length === 0) return '';
   const peak = Math.max(...r.peakRssMb);
   const c = r.cases.find((x) => x.serverPeakRssMb !== undefined && Math.max(...x.serverPeakRssMb) >= peak);
   return c ? ` (reached by the end of ${c.id})` : '';

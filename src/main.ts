@@ -45,7 +45,7 @@ export function buildServices(config: Config, store: Store): Services {
   const meters = new MetersService(store, meterCache);
   const customers = new CustomersService(store);
   const metrics = new Metrics(
-    { backlog: () => store.backlog?.() ?? 0, unfolded: store.unfoldedEvents ? () => store.unfoldedEvents!() : undefined },
+    { backlog: () => store.backlog?.() ?? 0, unfolded: () => store.unfoldedEvents() },
     { processMetrics: config.METRICS_TOKEN !== undefined },
   );
   return {

@@ -103,7 +103,7 @@ export interface Store {
   /** Events waiting for or in a commit in this process (load shedding reads it). */
   backlog?(): number;
   /** Stored events whose rollup contributions wait to be folded, by every process: what the next usage query folds first. */
-  unfoldedEvents?(): Promise<number>;
+  unfoldedEvents(): Promise<number>;
 
   migrate(): Promise<void>;
   /** Reverts every migration (used by the migration test). */

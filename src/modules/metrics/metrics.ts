@@ -1,6 +1,6 @@
 // What an operator scrapes: events by receipt status, how long a durable append takes, requests by
-// route, the commit backlog, the events waiting to be folded, and (when scraping is on) Node's own process metrics. One registry per
-// Services, so several servers in one process (tests) never share counters.
+// route, the commit backlog, the events waiting to be folded, and (when scraping is on) Node's own
+// process metrics. One registry per Services, so several servers in one process (tests) never share counters.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ReceiptStatus } from '../events/events.service.js';
 
@@ -26,7 +26,7 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(sources: { backlog: () => number; unfolded?: () => Promise<number> }, opts: { processMetrics: boolean }) {
+  constructor(sources: { backlog: () => number; unfolded: () => Promise<number> }, opts: { processMetrics: boolean }) {
     new Gauge({
       name: 'meterd_pending_events',
       help: 'Events of this instance waiting for a commit',
@@ -35,18 +35,15 @@ export class Metrics {
         this.set(sources.backlog());
       },
     });
-    const { unfolded } = sources;
-    if (unfolded) {
-      new Gauge({
-        name: 'meterd_unfolded_events',
-        help: 'Stored events whose rollup contributions wait to be folded, by every instance (the next usage query folds them first)',
-        registers: [this.registry],
-        async collect() {
-          // A database that cannot answer right now leaves the last reading; /metrics still answers.
-          await unfolded().then((n) => this.set(n), () => undefined);
-        },
-      });
-    }
+    new Gauge({
+      name: 'meterd_unfolded_events',
+      help: 'Stored events whose rollup contributions wait to be folded, by every instance (the next usage query folds them first)',
+      registers: [this.registry],
+      async collect() {
+        // A database that cannot answer right now leaves the last reading; /metrics still answers.
+        await sources.unfolded().then((n) => this.set(n), () => undefined);
+      },
+    });
     // Event-loop, heap and GC monitors run from their first call on: only when someone scrapes.
     if (opts.processMetrics) collectDefaultMetrics({ register: this.registry });
   }

@@ -245,6 +245,7 @@ export class RollupWriter {
   /** add() for a series already looked up (seriesOf), as a fold does once per pending row and meter. */
   addTo(series: number, subject: string, group: string, bucket: number, time: number, value: string | null, unique: string | null, seq: number): void {
     const rows = this.hours.at(series, bucket);
+    // rowAt's lookup, written out: this runs per contribution, and rowAt would take a closure each time.
     let bySubject = rows.get(subject);
     if (!bySubject) rows.set(subject, (bySubject = new Map()));
     let row = bySubject.get(group);
