@@ -192,7 +192,7 @@ async function main(): Promise<number> {
         const c = new pg.Client({ connectionString: o.pgUrl });
         await c.connect();
         try {
-          const tables = ['events', 'event_keys', 'rollups', 'rollups_subject_day', 'rollups_total', 'rollup_uniques', 'rollup_uniques_days'];
+          const tables = ['events', 'event_ids', 'rollups', 'rollups_subject_day', 'rollups_total', 'rollup_uniques', 'rollup_uniques_days'];
           await c.query(`ANALYZE ${tables.map((t) => `${schema}.${t}`).join(', ')}`);
         } finally {
           await c.end();

@@ -1,6 +1,7 @@
 // PostgreSQL-only mechanics under the conformance behaviour: session settings, schema from the
 // URL, ping failing fast, time partitions (rows routed by month, moved out of the default), and
-// reads waiting for another instance's fold of pending rollups.
+// reads waiting for another instance's fold of pending rollups, and event keys stored as digests
+// (the migration's digest is the writer's; a digest shared by two keys never passes for a repeat).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
@@ -8,6 +9,9 @@ import { Partitions, partitionName } from '../../src/store/postgres/partitions.j
 import { dropSchemas, postgresAvailability, randomSchema } from './engines.js';
 import { ALL_BUCKETS, append, createMeter, mkEvent, mkMeter, newTenant } from './helpers.js';
 import { FOLD_LOCK } from '../../src/store/postgres/pending.js';
+import { keyDigest } from '../../src/store/postgres/append.js';
+import { postgresMigrations } from '../../src/store/postgres/migrations.js';
+import pg from 'pg';
 
 const postgres = await postgresAvailability();
 
@@ -30,7 +34,7 @@ if ('url' in postgres) {
     it('uses the schema from ?schema= and sets durable session settings', async () => {
       const r = await store.rawPool.query('SELECT current_schema() AS s, current_setting($1) AS sc, current_setting($2) AS st', ['synchronous_commit', 'statement_timeout']);
       assert.deepEqual(r.rows[0], { s: schema, sc: 'on', st: '12345ms' });
-      const t = await store.rawPool.query('SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2', [schema, 'event_keys']);
+      const t = await store.rawPool.query('SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2', [schema, 'event_ids']);
       assert.equal(t.rows[0].n, 1);
     });
 
@@ -77,6 +81,56 @@ if ('url' in postgres) {
       assert.equal(bad.status, 'rejected');
       assert.match(String((bad as PromiseRejectedResult).reason?.message), /well-formed/);
       assert.deepEqual(good, { status: 'fulfilled', value: ['accepted'] });
+    });
+
+    it('migrates text event keys to digests that the writer computes alike: repeats stay duplicates or conflicts', async () => {
+      const old = randomSchema();
+      const admin = new pg.Client({ connectionString: url });
+      await admin.connect();
+      const u = new URL(url);
+      u.searchParams.set('schema', old);
+      let s2: PostgresStore | undefined;
+      try {
+        // The schema as version 5 left it, with one stored event (keys with non-ASCII text).
+        await admin.query(`CREATE SCHEMA ${old}; SET search_path = ${old}`);
+        await admin.query('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
+        for (const m of postgresMigrations.filter((x) => x.version <= 5)) {
+          await admin.query(m.up);
+          await admin.query('INSERT INTO schema_migrations VALUES ($1, $2, 0)', [m.version, m.name]);
+        }
+        const e = mkEvent({ id: 'ünï-1', source: 'src/é', time: Date.UTC(2024, 0, 1) });
+        await admin.query("INSERT INTO tenants (id, name, created_at, meters_version) VALUES ('tën', 'tën', 1, 0)");
+        await admin.query("INSERT INTO events (seq, tenant_id, source, event_id, type, subject, time, data, ingested_at) VALUES (1, 'tën', $1, $2, $3, $4, $5, NULL, 1)", [e.source, e.id, e.type, e.subject, e.time]);
+        await admin.query("INSERT INTO event_keys (tenant_id, source, event_id, hash, seq, time) VALUES ('tën', $1, $2, $3, 1, $4)", [e.source, e.id, e.hash, e.time]);
+        await admin.query("SELECT setval('event_seq', 1)");
+
+        s2 = new PostgresStore({ url: u.toString(), poolSize: 2 });
+        await s2.migrate();
+        const k = await admin.query('SELECT key::text AS key FROM event_ids');
+        assert.deepEqual(k.rows, [{ key: keyDigest('tën', e.source, e.id) }]);
+        assert.deepEqual(await append(s2, 'tën', [e, mkEvent({ id: e.id, source: e.source, time: Date.UTC(2024, 0, 2) }), mkEvent({ id: 'ünï-2', source: e.source, time: e.time })]), ['duplicate', 'conflict', 'accepted']);
+        // Version 6 down makes the text keys again from the events; up again, the same digests.
+        await admin.query(postgresMigrations.find((m) => m.version === 6)!.down);
+        await admin.query('DELETE FROM schema_migrations WHERE version = 6');
+        assert.equal((await admin.query('SELECT count(*)::int AS n FROM event_keys')).rows[0].n, 2);
+        await s2.migrate();
+        assert.deepEqual(await append(s2, 'tën', [e, mkEvent({ id: 'ünï-2', source: e.source, time: e.time })]), ['duplicate', 'duplicate']);
+      } finally {
+        await s2?.close();
+        await admin.end();
+        await dropSchemas(url, [old]);
+      }
+    });
+
+    it('fails a job whose key shares its digest with another stored event, rather than call it a repeat', async () => {
+      const t = await newTenant(store);
+      const time = Date.UTC(2024, 0, 1);
+      assert.deepEqual(await append(store, t, [mkEvent({ id: 'first', time })]), ['accepted']);
+      // A stand-in for a collision: the digest of "second" made to point at the stored "first".
+      await store.rawPool.query('UPDATE event_ids SET key = $1 WHERE key = $2', [keyDigest(t, 'test', 'second'), keyDigest(t, 'test', 'first')]);
+      const second = mkEvent({ id: 'second', time });
+      await assert.rejects(append(store, t, [second]), /digest of its key equals that of another stored event/);
+      assert.deepEqual((await store.listEvents(t, {}, undefined, 10)).map((e) => e.id), ['first']);
     });
 
     it("makes a read wait for another instance's fold rather than answer without what is pending", async () => {
