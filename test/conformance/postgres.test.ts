@@ -38,6 +38,17 @@ if ('url' in postgres) {
       assert.equal(t.rows[0].n, 1);
     });
 
+    it('survives a checked-out connection losing its server between two queries: the next query fails', async () => {
+      const c = await store.rawPool.connect();
+      const pid = (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+      // Without a listener on the client this 'error' event would end the test process.
+      await store.rawPool.query('SELECT pg_terminate_backend($1)', [pid]);
+      await new Promise((r) => setTimeout(r, 200));
+      await assert.rejects(c.query('SELECT 1'));
+      c.release(true);
+      assert.deepEqual((await store.rawPool.query('SELECT 1 AS one')).rows, [{ one: 1 }]);
+    });
+
     it('refuses schema names that are not plain identifiers', () => {
       assert.throws(() => new PostgresStore({ url, schema: 'x; DROP TABLE y' }), /schema must match/);
     });

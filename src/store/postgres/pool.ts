@@ -47,6 +47,11 @@ export function openPool(opts: PostgresOptions): Connection {
     });
     // An idle client losing its server (restart, failover) must not crash the process.
     pool.on('error', () => {});
+    // Nor a checked-out one, which the pool does not listen to: between two of its queries (a session
+    // lock held while other connections work, say) the loss would be an unhandled 'error' event. Its
+    // next query fails instead, and the caller releases it as broken. (A bench run died of this when
+    // a test restarted PostgreSQL under it.)
+    pool.on('connect', (client) => client.on('error', () => {}));
     return pool;
   };
   return { pool: newPool(opts.poolSize ?? 10), schema, newPool };
