@@ -104,6 +104,8 @@ export interface Store {
   backlog?(): number;
   /** Stored events whose rollup contributions wait to be folded, by every process: what the next usage query folds first. */
   unfoldedEvents(): Promise<number>;
+  /** What an operator should fix in the database's configuration, said once at start (serve logs each as a warning). */
+  warnings(): Promise<string[]>;
 
   migrate(): Promise<void>;
   /** Reverts every migration (used by the migration test). */

@@ -49,6 +49,13 @@ if ('url' in postgres) {
       assert.deepEqual((await store.rawPool.query('SELECT 1 AS one')).rows, [{ one: 1 }]);
     });
 
+    it("warns at start when the server's autovacuum is off, and only then", async () => {
+      const setting = (await store.rawPool.query<{ autovacuum: string }>('SHOW autovacuum')).rows[0].autovacuum;
+      const warnings = await store.warnings();
+      if (setting === 'on') assert.deepEqual(warnings, []);
+      else assert.match(warnings.join('\n'), /autovacuum off: .*turn autovacuum on, or VACUUM this schema regularly/);
+    });
+
     it('refuses schema names that are not plain identifiers', () => {
       assert.throws(() => new PostgresStore({ url, schema: 'x; DROP TABLE y' }), /schema must match/);
     });

@@ -186,6 +186,17 @@ export class PostgresStore implements Store {
     return Number(r.rows[0].n);
   }
 
+  /**
+   * Folds update the rollup rows and delete pending rows all the time; without vacuum the dead row
+   * versions stay, and reads wade through them (the bench machine runs with autovacuum off).
+   */
+  async warnings(): Promise<string[]> {
+    const r = await this.pool.query<{ setting: string }>("SELECT setting FROM pg_settings WHERE name = 'autovacuum'");
+    return r.rows[0]?.setting === 'off'
+      ? ["PostgreSQL runs with autovacuum off: meterd's rollup and pending tables keep every dead row version and usage queries slow down over time; turn autovacuum on, or VACUUM this schema regularly"]
+      : [];
+  }
+
   appendEvents(tenantId: string, metersVersion: number, items: AppendItem[]): Promise<AppendStatus[]> {
     return this.commits.submit({ tenantId, metersVersion, items });
   }

@@ -154,6 +154,11 @@ export class SqliteStore implements Store {
     return this.s.unfolded.get() ?? 0;
   }
 
+  /** Everything SQLite needs, meterd sets itself when it opens the file. */
+  async warnings(): Promise<string[]> {
+    return [];
+  }
+
   async migrate(): Promise<void> {
     this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
     const done = new Set(this.db.prepare<[], { version: number }>('SELECT version FROM schema_migrations').all().map((r) => r.version));
