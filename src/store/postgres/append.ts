@@ -30,8 +30,8 @@ interface Candidate {
  * An event's dedupe key as stored: the first 128 bits of SHA-256 over tenant, source and id,
  * NUL-separated (neither may contain NUL), as a UUID. A fixed 16 bytes keeps the key index small:
  * random ids put every new key on a random leaf, and each leaf first written after a checkpoint
- * is logged whole (a full-page image). With the text key, at 3M events stored, that index made 79%
- * of the B-tree's full-page images, ~3 KB of WAL per event. A stored digest is checked against
+ * is logged whole (a full-page image). With the text key, at 3.4M events stored, that index made 79%
+ * of the B-tree's full-page images, ~2.5 KB of WAL per event. A stored digest is checked against
  * the stored event's source and id before a repeat is judged (see commitAppends).
  */
 export const keyDigest = (tenantId: string, source: string, id: string) => {
