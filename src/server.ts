@@ -30,7 +30,8 @@ export async function startServer(config: Config, opts: { print?: (line: string)
   if (!config.METERD_TOKEN_SECRET) {
     app.log.warn('METERD_TOKEN_SECRET is not set: OAuth tokens of the seed APIs are signed with a per-process secret and stop working after a restart or on another instance');
   }
-  for (const warning of await services.store.warnings()) app.log.warn(warning);
+  // Advice only: a database that cannot say now must not keep the server from starting.
+  for (const warning of await services.store.warnings().catch(() => [])) app.log.warn(warning);
   const address = await app.listen({ port: config.PORT, host: config.HOST });
   let stopping: Promise<void> | undefined;
   const stop = () =>

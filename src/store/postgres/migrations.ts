@@ -8,6 +8,10 @@ const LATEST = 'ORDER BY latest_time DESC, latest_seq DESC';
 /** Hourly rollup rows merged: the latest is the value at the greatest (time, seq). */
 const MERGED = `sum(count), sum(sum), min(min), max(max), (array_agg(latest_time ${LATEST}))[1], (array_agg(latest_seq ${LATEST}))[1], (array_agg(latest_value ${LATEST}))[1]`;
 
+/** Event keys as text (versions 1 to 5; version 6 keeps digests instead, and its down makes these again). */
+const TEXT_EVENT_KEY_COLUMNS = `tenant_id TEXT COLLATE "C" NOT NULL, source TEXT COLLATE "C" NOT NULL, event_id TEXT COLLATE "C" NOT NULL,
+        hash TEXT NOT NULL, seq BIGINT NOT NULL, time BIGINT NOT NULL`;
+
 export const postgresMigrations: Migration[] = [
   {
     version: 1,
@@ -63,15 +67,7 @@ export const postgresMigrations: Migration[] = [
       CREATE SEQUENCE event_seq AS BIGINT;
       -- Exactly-once: the dedupe key lives in one non-partitioned table, so it is unique across
       -- all time partitions of events (a partitioned UNIQUE would have to include time).
-      CREATE TABLE event_keys (
-        tenant_id TEXT COLLATE "C" NOT NULL,
-        source TEXT COLLATE "C" NOT NULL,
-        event_id TEXT COLLATE "C" NOT NULL,
-        hash TEXT NOT NULL,
-        seq BIGINT NOT NULL,
-        time BIGINT NOT NULL,
-        PRIMARY KEY (tenant_id, source, event_id)
-      );
+      CREATE TABLE event_keys (${TEXT_EVENT_KEY_COLUMNS}, PRIMARY KEY (tenant_id, source, event_id));
       CREATE TABLE events (
         seq BIGINT NOT NULL,
         tenant_id TEXT COLLATE "C" NOT NULL,
@@ -213,14 +209,7 @@ export const postgresMigrations: Migration[] = [
       DROP TABLE event_keys;
     `,
     down: `
-      CREATE TABLE event_keys (
-        tenant_id TEXT COLLATE "C" NOT NULL,
-        source TEXT COLLATE "C" NOT NULL,
-        event_id TEXT COLLATE "C" NOT NULL,
-        hash TEXT NOT NULL,
-        seq BIGINT NOT NULL,
-        time BIGINT NOT NULL
-      );
+      CREATE TABLE event_keys (${TEXT_EVENT_KEY_COLUMNS});
       INSERT INTO event_keys (tenant_id, source, event_id, hash, seq, time)
         SELECT e.tenant_id, e.source, e.event_id, k.hash, k.seq, k.time FROM event_ids k JOIN events e ON e.time = k.time AND e.seq = k.seq;
       ALTER TABLE event_keys ADD PRIMARY KEY (tenant_id, source, event_id);
