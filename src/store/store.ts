@@ -16,6 +16,12 @@ import type { Partial, RollupDelta, RollupRow, UniqueRow } from '../modules/usag
 
 export type Engine = 'sqlite' | 'postgres';
 
+/**
+ * The exactly-once key of an event on every engine (SQLite stores it, PostgreSQL its digest): NUL
+ * cannot occur in a source or an id (validation refuses it), so the joined text names one triple.
+ */
+export const eventKey = (tenantId: string, source: string, id: string) => `${tenantId}\u0000${source}\u0000${id}`;
+
 /** An event to append with the rollup contributions it makes if it is newly accepted. */
 export interface AppendItem {
   event: NewEvent;

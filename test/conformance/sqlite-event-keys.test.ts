@@ -13,7 +13,8 @@ import { AppendWriter, type WireEvent } from '../../src/store/sqlite/append-writ
 import { openDatabase } from '../../src/store/sqlite/open.js';
 import { sqliteMigrations } from '../../src/store/sqlite/migrations.js';
 import { KeyFilter, hashKey } from '../../src/store/sqlite/dedupe/key-filter.js';
-import { UNMERGED_LEVEL, eventKey } from '../../src/store/sqlite/dedupe/event-keys.js';
+import { UNMERGED_LEVEL } from '../../src/store/sqlite/dedupe/event-keys.js';
+import { eventKey } from '../../src/store/store.js';
 import type { AppendStatus } from '../../src/modules/events/events.types.js';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 150);

@@ -2,11 +2,11 @@
 // thread (see writer-thread.ts) so that commits and their fsync overlap with request parsing on the
 // main thread; it takes plain data (decimals as text) because it crosses a thread boundary.
 import type Database from 'better-sqlite3';
-import type { AppendItem } from '../store.js';
+import { eventKey, type AppendItem } from '../store.js';
 import type { AppendStatus } from '../../modules/events/events.types.js';
 import { formatDecimal } from '../../core/decimal.js';
 import { RollupWriter } from './rollup-writer.js';
-import { EventKeys, eventKey, type DedupeOptions } from './dedupe/event-keys.js';
+import { EventKeys, type DedupeOptions } from './dedupe/event-keys.js';
 import { hashKey } from './dedupe/key-filter.js';
 import { FOLD_DEFAULTS, PendingBatch, PendingRollups, type FoldOptions, type GatheredFold } from './pending-rollups.js';
 

@@ -53,9 +53,6 @@ interface RunRow {
   has_filter: number;
 }
 
-/** The key of an event: NUL cannot occur in a source or an id (validation refuses it). */
-export const eventKey = (tenantId: string, source: string, id: string) => `${tenantId}\u0000${source}\u0000${id}`;
-
 export class EventKeys {
   private readonly opts: Required<DedupeOptions>;
   private readonly s;
