@@ -6,6 +6,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { CaseResult, Engine, SqliteReference, TargetResult } from './cases.js';
 import type { SeedResult } from './seed.js';
+import type { VacuumLog } from './autovacuum.js';
 
 export interface Machine {
   cpuModel: string;
@@ -34,6 +35,8 @@ export interface RunReport {
   options: Record<string, unknown>;
   machine: Machine;
   seed?: SeedResult;
+  /** PostgreSQL with autovacuum off: what the bench's emulation of it did (bench/autovacuum.ts). */
+  autovacuum?: VacuumLog;
   cases: CaseResult[];
   peakRssMb: number[];
   targets: TargetResult[];
@@ -93,6 +96,7 @@ export function markdown(r: RunReport): string {
     `Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGb} GB RAM, Node ${m.node}${m.dbFilesystem ? `, database on ${m.dbFilesystem}` : ''}; ` +
       `load average ${m.loadAvgStart.join(' ')} at start${m.loadAvgEnd ? `, ${m.loadAvgEnd.join(' ')} at end` : ''} (other work on the machine makes absolute numbers noisy; compare ratios to the same-run baseline).`,
     `Load: autocannon in a separate process on loopback, ${r.options.connections} keep-alive connections for ingestion, ${r.options.queryConnections} for queries, ${r.options.durationSec} s per case after ${r.options.warmupSec} s warm-up.`,
+    ...(r.autovacuum ? [`Autovacuum is off on this server, so the bench applied its dead-row rule once a minute (bench/autovacuum.ts): ${r.autovacuum.vacuums} table vacuums, ${r.autovacuum.seconds.toFixed(1)} s in all.`] : []),
     r.seed ? `Seeded ${r.seed.events.toLocaleString('en-US')} events in-process (bulk append, batches of ${r.options.seedBatch}) at ${n0(r.seed.eventsPerSec)} events/s (${r.seed.seconds.toFixed(1)} s).` : 'Nothing seeded.',
     '',
     '| case | what | events/s | req/s | vs baseline (req/s) | p50 ms | p99 ms | server CPU | client CPU | notes |',
@@ -129,17 +133,22 @@ export function writeReport(dir: string, r: RunReport): { json: string; md: stri
   return { json: file, md };
 }
 
-/** B4 p99 figures of the last full SQLite run here with the same seed size, for PostgreSQL's "2x SQLite" targets. */
-export function sqliteReference(dir: string, seedEvents: number): SqliteReference | undefined {
+/**
+ * B4 p99 figures of the last full SQLite run with the same seed size on the same kind of machine (CPU
+ * model and cores), for PostgreSQL's "2x SQLite" targets: a figure from other hardware says nothing
+ * about this run.
+ */
+export function sqliteReference(dir: string, seedEvents: number, machine: Pick<Machine, 'cpuModel' | 'cores'>): SqliteReference | undefined {
   try {
     const r = JSON.parse(readFileSync(join(dir, 'latest-sqlite.json'), 'utf8')) as RunReport;
     if (r.mode !== 'full' || r.options.seedEvents !== seedEvents) return undefined;
+    if (r.machine.cpuModel !== machine.cpuModel || r.machine.cores !== machine.cores) return undefined;
     const p99 = (id: string) => {
       const c = r.cases.find((x) => x.id === id);
       const v = c?.latencyMs.p99;
       return c?.valid && typeof v === 'number' && Number.isFinite(v) ? v : undefined;
     };
-    return { B4a: p99('B4a'), B4b: p99('B4b'), B4c: p99('B4c'), B4d: p99('B4d') };
+    return { startedAt: r.startedAt, B4a: p99('B4a'), B4b: p99('B4b'), B4c: p99('B4c'), B4d: p99('B4d') };
   } catch {
     return undefined;
   }

@@ -19,6 +19,7 @@ import { machineInfo, markdown, sqliteReference, writeReport, type RunReport } f
 import { seedEvents, settleKeyRuns, setupTenant, type SeedResult } from './seed.js';
 import { ROOT, measureEnv, sampleMemory, startBaseline, startMeterd, stopServers, type Server } from './servers.js';
 import { soak } from './soak.js';
+import { emulateAutovacuum } from './autovacuum.js';
 import { seedMonth } from './workload.js';
 
 const int = (v: string) => {
@@ -88,9 +89,11 @@ async function main(): Promise<number> {
 
   let services: Services | undefined;
   let servers: Server[] = [];
+  let vacuum: ReturnType<typeof emulateAutovacuum> | undefined;
   let keepLogs = true;
   const cleanup = async () => {
     await stopAll().catch(() => {});
+    await vacuum?.stop();
     if (keepLogs) {
       // Server and load-generator logs of a failed or invalid run, for the post-mortem.
       const logs = join(ROOT, 'bench', 'results', 'logs', startedAt.replace(/[:.]/g, '-'));
@@ -122,9 +125,11 @@ async function main(): Promise<number> {
     if (o.engine === 'postgres') {
       const c = new pg.Client({ connectionString: o.pgUrl });
       await c.connect();
-      // Autovacuum off (as on the machines this was written on) leaves the rollup tables' dead rows for B4 to read.
-      machine.engineVersion = `${(await c.query('SHOW server_version')).rows[0].server_version}, autovacuum ${(await c.query('SHOW autovacuum')).rows[0].autovacuum}`;
+      const autovacuum = (await c.query<{ autovacuum: string }>('SHOW autovacuum')).rows[0].autovacuum;
+      machine.engineVersion = `${(await c.query('SHOW server_version')).rows[0].server_version}, autovacuum ${autovacuum}`;
       await c.end();
+      // Off (as on the machines this was written on), the rollup tables would keep every dead row for B4 to read.
+      if (autovacuum === 'off') vacuum = emulateAutovacuum(o.pgUrl, schema);
     }
     await setupTenant(services);
     const month = seedMonth();
@@ -210,6 +215,7 @@ async function main(): Promise<number> {
       soakReport = await soak(servers, { token: adminKey, connections: o.connections, minutes: o.soak, b2EventsPerSec: byId.B2.eventsPerSec, logDir: workDir });
     }
     clearInterval(sampler);
+    const vacuumed = await vacuum?.stop();
     await stopServers(servers);
     const peakRssMb = servers.map((s) => Math.round(s.peakHwmMb));
     servers = [];
@@ -229,9 +235,10 @@ async function main(): Promise<number> {
       options: { durationSec, warmupSec, connections: o.connections, queryConnections: o.queryConnections, seedEvents: seedTotal, seedBatch: o.seedBatch, instances, server: o.server, serverEnv: measureEnv(!!o.serverProtection), only: o.only ?? null },
       machine,
       seed,
+      autovacuum: vacuumed,
       cases: results,
       peakRssMb,
-      targets: evaluateTargets(o.engine, byId, peakRssMb.length ? Math.max(...peakRssMb) : undefined, o.engine === 'postgres' && !quick ? sqliteReference(join(ROOT, 'bench', 'results'), seedTotal) : undefined),
+      targets: evaluateTargets(o.engine, byId, peakRssMb.length ? Math.max(...peakRssMb) : undefined, o.engine === 'postgres' && !quick ? sqliteReference(join(ROOT, 'bench', 'results'), seedTotal, machine) : undefined),
       soak: soakReport,
       profiles,
       valid: results.every((r) => r.valid),
