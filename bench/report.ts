@@ -96,7 +96,7 @@ export function markdown(r: RunReport): string {
     `Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGb} GB RAM, Node ${m.node}${m.dbFilesystem ? `, database on ${m.dbFilesystem}` : ''}; ` +
       `load average ${m.loadAvgStart.join(' ')} at start${m.loadAvgEnd ? `, ${m.loadAvgEnd.join(' ')} at end` : ''} (other work on the machine makes absolute numbers noisy; compare ratios to the same-run baseline).`,
     `Load: autocannon in a separate process on loopback, ${r.options.connections} keep-alive connections for ingestion, ${r.options.queryConnections} for queries, ${r.options.durationSec} s per case after ${r.options.warmupSec} s warm-up.`,
-    ...(r.autovacuum ? [`Autovacuum is off on this server, so the bench applied its dead-row rule once a minute (bench/autovacuum.ts): ${r.autovacuum.vacuums} table vacuums, ${r.autovacuum.seconds.toFixed(1)} s in all.`] : []),
+    ...(r.autovacuum ? [`Autovacuum is off on this server, so the bench applied its dead-row rule once a minute (bench/autovacuum.ts): ${r.autovacuum.vacuums} table vacuum${r.autovacuum.vacuums === 1 ? '' : 's'}, ${r.autovacuum.seconds.toFixed(1)} s in all.`] : []),
     r.seed ? `Seeded ${r.seed.events.toLocaleString('en-US')} events in-process (bulk append, batches of ${r.options.seedBatch}) at ${n0(r.seed.eventsPerSec)} events/s (${r.seed.seconds.toFixed(1)} s).` : 'Nothing seeded.',
     '',
     '| case | what | events/s | req/s | vs baseline (req/s) | p50 ms | p99 ms | server CPU | client CPU | notes |',

@@ -174,6 +174,46 @@ if ('url' in postgres) {
         await quiet.close();
       }
     });
+
+    it('answers a usage read in one statement when nothing is pending, and folds first when something is', async () => {
+      const u = new URL(url);
+      u.searchParams.set('schema', schema);
+      const quiet = new PostgresStore({ url: u.toString(), poolSize: 3, fold: { events: 1e12, afterMs: 1e9 } });
+      const pool = quiet.rawPool;
+      const query = pool.query.bind(pool);
+      let statements = 0;
+      pool.query = ((...args: Parameters<typeof query>) => (statements++, query(...args))) as typeof pool.query;
+      try {
+        const t = await newTenant(quiet);
+        const tokens = mkMeter(t, 'tokens', 'SUM', { value: '$.value' });
+        const users = mkMeter(t, 'users', 'UNIQUE_COUNT', { value: '$.user' });
+        await createMeter(quiet, tokens);
+        await createMeter(quiet, users);
+        const day = Date.UTC(2024, 0, 1);
+        const read = { fromBucket: day, toBucket: day + 86_400_000, windowStarts: [day], bySubject: false, byGroup: false };
+        const sums = async () => (await quiet.aggregateRollups(t, { ...read, meterId: tokens.id, aggregation: 'SUM' })).map((r) => r.partial.sum.toString());
+        const values = async () => (await quiet.aggregateUniques(t, { ...read, meterId: users.id, aggregation: 'UNIQUE_COUNT' })).map((r) => r.value).sort();
+
+        // Nothing stored yet: no rows to carry the flag, so each read checks and reads again.
+        assert.deepEqual(await sums(), []);
+        assert.deepEqual(await values(), []);
+
+        await append(quiet, t, [mkEvent({ id: 'a', time: day + 1000, data: { value: '2.5', user: 'u1' } })]);
+        assert.deepEqual(await sums(), ['2.5']);
+        await append(quiet, t, [mkEvent({ id: 'b', time: day + 2000, data: { value: '1', user: 'u2' } })]);
+        assert.deepEqual(await values(), ['u1', 'u2']);
+        assert.equal((await pool.query('SELECT count(*)::int AS n FROM rollup_pending')).rows[0].n, 0);
+
+        // Folded: each read is its one statement.
+        statements = 0;
+        assert.deepEqual(await sums(), ['3.5']);
+        assert.deepEqual(await values(), ['u1', 'u2']);
+        assert.equal(statements, 2);
+      } finally {
+        pool.query = query;
+        await quiet.close();
+      }
+    });
   });
 } else {
   const why = 'skip' in postgres ? postgres.skip : postgres.fail;

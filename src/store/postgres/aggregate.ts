@@ -14,10 +14,21 @@ interface Shape {
   byGroup: boolean;
   withSubjects: boolean;
   parts: Parts;
+  /** Add the pending column (see query). */
+  check: boolean;
 }
 
+/**
+ * Whether any contribution is still pending, as the read's own snapshot sees it: false means every
+ * fold of what was committed before the statement is in the rows it read (a fold deletes pending rows
+ * and updates the rollups in one transaction), so a read needs no check of its own first. A check in
+ * a statement of its own, before or beside the read, costs a round trip or can see a fold that the
+ * read's older snapshot missed. Evaluated once per statement (an uncorrelated subquery).
+ */
+const pendingColumn = (check: boolean) => (check ? ', (SELECT EXISTS (SELECT 1 FROM rollup_pending)) AS pending' : '');
+
 /** Parts the aggregation does not read come back as the empty partial's values. */
-export const aggregateSql = ({ level, bySubject, byGroup, withSubjects, parts: p }: Shape) => `
+export const aggregateSql = ({ level, bySubject, byGroup, withSubjects, parts: p, check }: Shape) => `
   SELECT width_bucket(bucket, $5::bigint[]) - 1 AS win, ${bySubject ? 'subject' : "''::text"} AS subject,
     ${byGroup && level.key.includes('group_key') ? 'group_key' : "''::text"} AS group_key,
     sum(count) AS count,
@@ -26,23 +37,33 @@ export const aggregateSql = ({ level, bySubject, byGroup, withSubjects, parts: p
     ${p.max ? 'max(max)::text' : 'NULL'} AS max,
     ${p.latest ? 'max(latest_time)' : '-1'} AS latest_time,
     ${p.latest ? `(array_agg(latest_seq ${LATEST_ORDER}))[1]` : '-1'} AS latest_seq,
-    ${p.latest ? `(array_agg(latest_value ${LATEST_ORDER}))[1]::text` : 'NULL'} AS latest_value
+    ${p.latest ? `(array_agg(latest_value ${LATEST_ORDER}))[1]::text` : 'NULL'} AS latest_value${pendingColumn(check)}
   FROM ${level.table}
   WHERE tenant_id = $1 AND meter_id = $2 AND bucket >= $3 AND bucket < $4
     ${withSubjects && level.key.includes('subject') ? 'AND subject = ANY($6::text[])' : ''}
   GROUP BY 1, 2, 3`;
 
-const uniquesSql = (bySubject: boolean, byGroup: boolean, withSubjects: boolean) => `
-  SELECT DISTINCT width_bucket(bucket, $5::bigint[]) - 1 AS win, ${bySubject ? 'subject' : "''::text"} AS subject, ${byGroup ? 'group_key' : "''::text"} AS group_key, value
+const uniquesSql = (bySubject: boolean, byGroup: boolean, withSubjects: boolean, check: boolean) => `
+  SELECT DISTINCT width_bucket(bucket, $5::bigint[]) - 1 AS win, ${bySubject ? 'subject' : "''::text"} AS subject, ${byGroup ? 'group_key' : "''::text"} AS group_key, value${pendingColumn(check)}
   FROM rollup_uniques
   WHERE tenant_id = $1 AND meter_id = $2 AND bucket >= $3 AND bucket < $4
     ${withSubjects ? 'AND subject = ANY($6::text[])' : ''}`;
 
 /** Distinct values of every subject over the whole days of each window: $3-$5 are (window, month, bits of its days). */
-const uniqueDaysSql = (byGroup: boolean) => `
-  SELECT DISTINCT w.win, ${byGroup ? 'r.group_key' : "''::text"} AS group_key, r.value
+const uniqueDaysSql = (byGroup: boolean, check: boolean) => `
+  SELECT DISTINCT w.win, ${byGroup ? 'r.group_key' : "''::text"} AS group_key, r.value${pendingColumn(check)}
   FROM unnest($3::int[], $4::bigint[], $5::int[]) AS w(win, month, mask)
   JOIN rollup_uniques_days r ON r.tenant_id = $1 AND r.meter_id = $2 AND r.month = w.month AND (r.days & w.mask) <> 0`;
+
+/**
+ * A statement's rows; with check (the statement has the pending column), undefined when contributions
+ * were pending, or when no rows came back to say: the caller folds, then asks again without the check.
+ */
+async function query<R>(pool: pg.Pool, sql: string, values: unknown[], check: boolean): Promise<R[] | undefined> {
+  const r = await pool.query<R & { pending?: boolean }>(sql, values);
+  if (check && (r.rows.length === 0 || r.rows[0].pending)) return undefined;
+  return r.rows;
+}
 
 // The subject clause is left out rather than made optional with "$6 IS NULL OR": that OR would
 // keep the planner from seeking the (tenant, meter, subject, bucket) index.
@@ -57,40 +78,56 @@ const params = (tenantId: string, a: RollupAggregation, range: { from: number; t
 
 const fullRange = (a: RollupAggregation) => ({ from: Math.max(a.fromBucket, a.windowStarts[0]), to: a.toBucket });
 
-export async function aggregateUniques(pool: pg.Pool, tenantId: string, a: RollupAggregation): Promise<WindowUniqueRow[]> {
+/**
+ * Distinct values per window. With checkPending, undefined if contributions were pending when the first
+ * statement ran (or it found no rows to say): fold them and ask again without the check.
+ */
+export async function aggregateUniques(pool: pg.Pool, tenantId: string, a: RollupAggregation, checkPending = false): Promise<WindowUniqueRow[] | undefined> {
   if (a.windowStarts.length === 0) return [];
   const byGroup = a.byGroup !== false;
+  // Only the first statement checks: later ones have later snapshots, which hold at least what it saw folded.
+  let check = checkPending;
   const hourly = async (range: { from: number; to: number }) => {
-    const r = await pool.query<{ win: number; subject: string; group_key: string; value: string }>(uniquesSql(a.bySubject, byGroup, a.subjects !== undefined), params(tenantId, a, range));
-    return r.rows.map((x) => ({ window: Number(x.win), subject: x.subject, groupKey: x.group_key, value: x.value }));
+    const rows = await query<{ win: number; subject: string; group_key: string; value: string }>(pool, uniquesSql(a.bySubject, byGroup, a.subjects !== undefined, check), params(tenantId, a, range), check);
+    check = false;
+    return rows?.map((x) => ({ window: Number(x.win), subject: x.subject, groupKey: x.group_key, value: x.value }));
   };
   const range = fullRange(a);
   const plan = planUniques(a, range.from);
   if (!plan) return hourly(range);
   const out = new Map<string, WindowUniqueRow>();
   const windows = [...plan.masks].flatMap(([month, masks]) => Object.entries(masks).map(([win, mask]) => ({ win: Number(win), month, mask })));
-  const r = await pool.query<{ win: number; group_key: string; value: string }>(uniqueDaysSql(byGroup), [
+  const days = await query<{ win: number; group_key: string; value: string }>(pool, uniqueDaysSql(byGroup, check), [
     tenantId,
     a.meterId,
     windows.map((w) => w.win),
     windows.map((w) => w.month),
     windows.map((w) => w.mask),
-  ]);
-  for (const x of r.rows) addUniqueRow(out, { window: Number(x.win), subject: '', groupKey: x.group_key, value: x.value });
-  for (const h of plan.hours) for (const u of await hourly(h)) addUniqueRow(out, u);
+  ], check);
+  if (!days) return undefined;
+  check = false;
+  for (const x of days) addUniqueRow(out, { window: Number(x.win), subject: '', groupKey: x.group_key, value: x.value });
+  for (const h of plan.hours) for (const u of (await hourly(h))!) addUniqueRow(out, u);
   return [...out.values()];
 }
 
-export async function aggregateRollups(pool: pg.Pool, tenantId: string, a: RollupAggregation): Promise<WindowRollupRow[]> {
+/** Rollups merged per window; checkPending as for aggregateUniques. */
+export async function aggregateRollups(pool: pg.Pool, tenantId: string, a: RollupAggregation, checkPending = false): Promise<WindowRollupRow[] | undefined> {
   if (a.windowStarts.length === 0) return [];
   const shape = { bySubject: a.bySubject, byGroup: a.byGroup !== false, withSubjects: a.subjects !== undefined, parts: partsOf(a.aggregation) };
+  let check = checkPending;
   const read = async (source: Source) => {
-    const r = await pool.query<PartialColumns & { win: number; subject: string; group_key: string }>(aggregateSql({ ...shape, level: source.level }), params(tenantId, a, source));
-    return r.rows.map((x) => ({ window: Number(x.win), subject: x.subject, groupKey: x.group_key, partial: partialFromRow(x) }));
+    const rows = await query<PartialColumns & { win: number; subject: string; group_key: string }>(pool, aggregateSql({ ...shape, level: source.level, check }), params(tenantId, a, source), check);
+    check = false;
+    return rows?.map((x) => ({ window: Number(x.win), subject: x.subject, groupKey: x.group_key, partial: partialFromRow(x) }));
   };
   const sources = planSources(a, fullRange(a).from);
   if (sources.length === 1) return read(sources[0]);
   const merged = new Map<string, WindowRollupRow>();
-  for (const source of sources) for (const row of await read(source)) mergeWindowRow(merged, row);
+  for (const source of sources) {
+    const rows = await read(source);
+    if (!rows) return undefined;
+    for (const row of rows) mergeWindowRow(merged, row);
+  }
   return [...merged.values()];
 }

@@ -321,14 +321,20 @@ export class PostgresStore implements Store {
     return r.rows.map((x) => ({ groupKey: x.group_key, value: x.value, month: Number(x.month), days: x.days }));
   }
 
+  // Usage queries: one round trip when nothing is pending (the read checks in its own statement);
+  // otherwise fold, then read again.
   async aggregateRollups(tenantId: string, agg: RollupAggregation): Promise<WindowRollupRow[]> {
+    const rows = await aggregateRollups(this.pool, tenantId, agg, true);
+    if (rows) return rows;
     await this.settle();
-    return aggregateRollups(this.pool, tenantId, agg);
+    return (await aggregateRollups(this.pool, tenantId, agg))!;
   }
 
   async aggregateUniques(tenantId: string, agg: RollupAggregation): Promise<WindowUniqueRow[]> {
+    const rows = await aggregateUniques(this.pool, tenantId, agg, true);
+    if (rows) return rows;
     await this.settle();
-    return aggregateUniques(this.pool, tenantId, agg);
+    return (await aggregateUniques(this.pool, tenantId, agg))!;
   }
 
   async readUniques(tenantId: string, scan: RollupScan): Promise<UniqueRow[]> {
