@@ -22,8 +22,8 @@ const NAPTIME_MS = 60_000;
 export function emulateAutovacuum(pgUrl: string, schema: string, naptimeMs = NAPTIME_MS): { stop: () => Promise<VacuumLog> } {
   const log: VacuumLog = { vacuums: 0, seconds: 0 };
   const client = new pg.Client({ connectionString: pgUrl });
-  // Settled either way: a server that cannot be reached only means no round runs.
   let pid = 0;
+  // Settled either way: a server that cannot be reached only means no round runs.
   const connected = client.connect().then(
     async () => {
       await client.query("SET vacuum_cost_delay = '2ms'; SET vacuum_cost_limit = 200");

@@ -216,6 +216,7 @@ async function main(): Promise<number> {
     }
     clearInterval(sampler);
     const vacuumed = await vacuum?.stop();
+    vacuum = undefined;
     await stopServers(servers);
     const peakRssMb = servers.map((s) => Math.round(s.peakHwmMb));
     servers = [];

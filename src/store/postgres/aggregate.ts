@@ -14,7 +14,7 @@ interface Shape {
   byGroup: boolean;
   withSubjects: boolean;
   parts: Parts;
-  /** Add the pending column (see query). */
+  /** Add the pending column (see reader). */
   check: boolean;
 }
 
@@ -56,13 +56,20 @@ const uniqueDaysSql = (byGroup: boolean, check: boolean) => `
   JOIN rollup_uniques_days r ON r.tenant_id = $1 AND r.meter_id = $2 AND r.month = w.month AND (r.days & w.mask) <> 0`;
 
 /**
- * A statement's rows; with check (the statement has the pending column), undefined when contributions
- * were pending, or when no rows came back to say: the caller folds, then asks again without the check.
+ * Runs the statements of one read. Only the first carries the pending column (`sql(true)`): later ones
+ * have later snapshots, which hold at least what it saw folded. A statement returns undefined when that
+ * first one found contributions pending, or no rows to say: the caller folds, then reads again with
+ * checkPending false, when every statement returns its rows.
  */
-async function query<R>(pool: pg.Pool, sql: string, values: unknown[], check: boolean): Promise<R[] | undefined> {
-  const r = await pool.query<R & { pending?: boolean }>(sql, values);
-  if (check && (r.rows.length === 0 || r.rows[0].pending)) return undefined;
-  return r.rows;
+function reader(pool: pg.Pool, checkPending: boolean) {
+  let check = checkPending;
+  return async <R>(sql: (check: boolean) => string, values: unknown[]): Promise<R[] | undefined> => {
+    const first = check;
+    check = false;
+    const r = await pool.query<R & { pending?: boolean }>(sql(first), values);
+    if (first && (r.rows.length === 0 || r.rows[0].pending)) return undefined;
+    return r.rows;
+  };
 }
 
 // The subject clause is left out rather than made optional with "$6 IS NULL OR": that OR would
@@ -85,11 +92,9 @@ const fullRange = (a: RollupAggregation) => ({ from: Math.max(a.fromBucket, a.wi
 export async function aggregateUniques(pool: pg.Pool, tenantId: string, a: RollupAggregation, checkPending = false): Promise<WindowUniqueRow[] | undefined> {
   if (a.windowStarts.length === 0) return [];
   const byGroup = a.byGroup !== false;
-  // Only the first statement checks: later ones have later snapshots, which hold at least what it saw folded.
-  let check = checkPending;
+  const run = reader(pool, checkPending);
   const hourly = async (range: { from: number; to: number }) => {
-    const rows = await query<{ win: number; subject: string; group_key: string; value: string }>(pool, uniquesSql(a.bySubject, byGroup, a.subjects !== undefined, check), params(tenantId, a, range), check);
-    check = false;
+    const rows = await run<{ win: number; subject: string; group_key: string; value: string }>((check) => uniquesSql(a.bySubject, byGroup, a.subjects !== undefined, check), params(tenantId, a, range));
     return rows?.map((x) => ({ window: Number(x.win), subject: x.subject, groupKey: x.group_key, value: x.value }));
   };
   const range = fullRange(a);
@@ -97,15 +102,14 @@ export async function aggregateUniques(pool: pg.Pool, tenantId: string, a: Rollu
   if (!plan) return hourly(range);
   const out = new Map<string, WindowUniqueRow>();
   const windows = [...plan.masks].flatMap(([month, masks]) => Object.entries(masks).map(([win, mask]) => ({ win: Number(win), month, mask })));
-  const days = await query<{ win: number; group_key: string; value: string }>(pool, uniqueDaysSql(byGroup, check), [
+  const days = await run<{ win: number; group_key: string; value: string }>((check) => uniqueDaysSql(byGroup, check), [
     tenantId,
     a.meterId,
     windows.map((w) => w.win),
     windows.map((w) => w.month),
     windows.map((w) => w.mask),
-  ], check);
+  ]);
   if (!days) return undefined;
-  check = false;
   for (const x of days) addUniqueRow(out, { window: Number(x.win), subject: '', groupKey: x.group_key, value: x.value });
   for (const h of plan.hours) for (const u of (await hourly(h))!) addUniqueRow(out, u);
   return [...out.values()];
@@ -115,10 +119,9 @@ export async function aggregateUniques(pool: pg.Pool, tenantId: string, a: Rollu
 export async function aggregateRollups(pool: pg.Pool, tenantId: string, a: RollupAggregation, checkPending = false): Promise<WindowRollupRow[] | undefined> {
   if (a.windowStarts.length === 0) return [];
   const shape = { bySubject: a.bySubject, byGroup: a.byGroup !== false, withSubjects: a.subjects !== undefined, parts: partsOf(a.aggregation) };
-  let check = checkPending;
+  const run = reader(pool, checkPending);
   const read = async (source: Source) => {
-    const rows = await query<PartialColumns & { win: number; subject: string; group_key: string }>(pool, aggregateSql({ ...shape, level: source.level, check }), params(tenantId, a, source), check);
-    check = false;
+    const rows = await run<PartialColumns & { win: number; subject: string; group_key: string }>((check) => aggregateSql({ ...shape, level: source.level, check }), params(tenantId, a, source));
     return rows?.map((x) => ({ window: Number(x.win), subject: x.subject, groupKey: x.group_key, partial: partialFromRow(x) }));
   };
   const sources = planSources(a, fullRange(a).from);

@@ -321,20 +321,23 @@ export class PostgresStore implements Store {
     return r.rows.map((x) => ({ groupKey: x.group_key, value: x.value, month: Number(x.month), days: x.days }));
   }
 
-  // Usage queries: one round trip when nothing is pending (the read checks in its own statement);
-  // otherwise fold, then read again.
   async aggregateRollups(tenantId: string, agg: RollupAggregation): Promise<WindowRollupRow[]> {
-    const rows = await aggregateRollups(this.pool, tenantId, agg, true);
-    if (rows) return rows;
-    await this.settle();
-    return (await aggregateRollups(this.pool, tenantId, agg))!;
+    return this.readFolded((check) => aggregateRollups(this.pool, tenantId, agg, check));
   }
 
   async aggregateUniques(tenantId: string, agg: RollupAggregation): Promise<WindowUniqueRow[]> {
-    const rows = await aggregateUniques(this.pool, tenantId, agg, true);
-    if (rows) return rows;
+    return this.readFolded((check) => aggregateUniques(this.pool, tenantId, agg, check));
+  }
+
+  /**
+   * A usage read in one round trip when nothing is pending (the read checks in its own statement, see
+   * aggregate.ts); otherwise fold, then read again without the check.
+   */
+  private async readFolded<T>(read: (checkPending: boolean) => Promise<T | undefined>): Promise<T> {
+    const rows = await read(true);
+    if (rows !== undefined) return rows;
     await this.settle();
-    return (await aggregateUniques(this.pool, tenantId, agg))!;
+    return (await read(false))!;
   }
 
   async readUniques(tenantId: string, scan: RollupScan): Promise<UniqueRow[]> {
