@@ -6,10 +6,11 @@ import type { Services } from '../main.js';
 import { formatDecimal, type Decimal } from '../core/decimal.js';
 import { ceilHour, formatInstant, MAX_TIME_MS, MIN_TIME_MS } from '../core/time.js';
 import { compileMeter } from '../modules/meters/meter-eval.js';
-import { dayOf, monthDayBit } from '../store/levels.js';
+import { dayOf, monthDayBit, weekOf } from '../store/levels.js';
 import type { Meter } from '../modules/meters/meters.types.js';
 import { emptyPartial, mergeInto } from '../modules/usage/partial.js';
 import type { Partial } from '../modules/usage/usage.types.js';
+import type { CoarseLevel } from '../store/store.js';
 import { parseFormat, printRows, type Format } from './output.js';
 import { tenantCtx, withServices } from './runtime.js';
 
@@ -23,7 +24,7 @@ export interface Difference {
    * What differs: an hourly rollup row as a whole, a row of a coarser level the engine keeps
    * (SQLite: per subject and day, per hour over all subjects), or one distinct value of a UNIQUE_COUNT meter.
    */
-  kind: 'rollup' | 'rollup subject-day' | 'rollup total-hour' | 'unique' | 'unique days';
+  kind: 'rollup' | `rollup ${CoarseLevel}` | 'unique' | 'unique days';
   /** Recomputed from events, and as stored; null where one side has nothing. */
   expected: string | null;
   actual: string | null;
@@ -97,15 +98,21 @@ export async function reconcileMeter(services: Pick<Services, 'store'>, tenantId
   return diffs.sort((a, b) => a.bucket.localeCompare(b.bucket) || a.subject.localeCompare(b.subject) || a.groupKey.localeCompare(b.groupKey));
 }
 
-/** The coarser rollup levels must equal the recomputed hours merged the same way. */
+/** The row of each coarser level an hourly row (subject, group, hour) is merged into. */
+const LEVEL_ROW: Record<CoarseLevel, (h: { subject: string; groupKey: string; bucket: number }) => string> = {
+  'subject-day': (h) => key(h.subject, '', dayOf(h.bucket)),
+  'subject-week': (h) => key(h.subject, '', weekOf(h.bucket)),
+  'total-hour': (h) => key('', h.groupKey, h.bucket),
+};
+
+/** The coarser rollup levels the store keeps must equal the recomputed hours merged the same way. */
 async function levelDifferences(services: Pick<Services, 'store'>, tenantId: string, meter: Meter, expected: Map<string, Partial>): Promise<Difference[]> {
   const levelKey = (level: string, k: string) => `${level}\u0001${k}`;
   const want = new Map<string, Partial>();
   const add = (k: string, p: Partial) => mergeInto(want.get(k) ?? want.set(k, emptyPartial()).get(k)!, p);
   for (const [k, p] of expected) {
-    const { subject, groupKey, bucket } = unkey(k);
-    add(levelKey('subject-day', key(subject, '', dayOf(bucket))), p);
-    add(levelKey('total-hour', key('', groupKey, bucket)), p);
+    const hour = unkey(k);
+    for (const level of services.store.coarseLevels) add(levelKey(level, LEVEL_ROW[level](hour)), p);
   }
   const got = new Map<string, Partial>();
   for (const r of await services.store.readRollupLevels(tenantId, meter.id)) got.set(levelKey(r.level, key(r.subject, r.groupKey, r.bucket)), r.partial);
@@ -115,7 +122,7 @@ async function levelDifferences(services: Pick<Services, 'store'>, tenantId: str
     if (show(want.get(lk)) === show(got.get(lk))) continue;
     const [level, k] = lk.split('\u0001');
     const { subject, groupKey, bucket } = unkey(k);
-    out.push({ meter: meter.slug, subject, groupKey, bucket: formatInstant(bucket), kind: `rollup ${level}` as Difference['kind'], expected: show(want.get(lk)), actual: show(got.get(lk)) });
+    out.push({ meter: meter.slug, subject, groupKey, bucket: formatInstant(bucket), kind: `rollup ${level as CoarseLevel}`, expected: show(want.get(lk)), actual: show(got.get(lk)) });
   }
   return out;
 }

@@ -74,8 +74,11 @@ export function partsOf(aggregation: Aggregation | undefined) {
 }
 export type Parts = ReturnType<typeof partsOf>;
 
+/** A coarser rollup level (../levels.ts): per subject and UTC day or week, groups merged; per hour, subjects merged. */
+export type CoarseLevel = 'subject-day' | 'subject-week' | 'total-hour';
+
 export interface LevelRollupRow extends RollupRow {
-  level: 'subject-day' | 'total-hour';
+  level: CoarseLevel;
 }
 
 /** One merged partial per (window index, subject or '', group key). */
@@ -160,10 +163,12 @@ export interface Store {
 
   // rollups
   readRollups(tenantId: string, scan: RollupScan): Promise<RollupRow[]>;
+  /** The coarser levels this engine keeps (the week level is PostgreSQL's alone). */
+  readonly coarseLevels: readonly CoarseLevel[];
   /**
-   * Every row of the coarser rollup levels (../levels.ts: per subject and UTC day with groups merged,
-   * group key ''; per hour and group with subjects merged, subject ''), so reconcile can check them
-   * against the events too.
+   * Every row of the coarser rollup levels (../levels.ts: per subject and UTC day or week with groups
+   * merged, group key ''; per hour and group with subjects merged, subject ''), so reconcile can check
+   * them against the events too.
    */
   readRollupLevels(tenantId: string, meterId: string): Promise<LevelRollupRow[]>;
   /** Distinct values over all subjects: per (group, value, UTC month) the bits of the days seen (bit 0: the 1st). */

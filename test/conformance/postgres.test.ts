@@ -12,6 +12,8 @@ import { FOLD_LOCK } from '../../src/store/postgres/pending.js';
 import { keyDigest } from '../../src/store/postgres/append.js';
 import { postgresMigrations } from '../../src/store/postgres/migrations.js';
 import pg from 'pg';
+import { reconcileMeter } from '../../src/cli/reconcile.js';
+import { formatInstant } from '../../src/core/time.js';
 
 const postgres = await postgresAvailability();
 
@@ -31,9 +33,9 @@ if ('url' in postgres) {
       await dropSchemas(url, [schema]);
     });
 
-    it('uses the schema from ?schema= and sets durable session settings', async () => {
-      const r = await store.rawPool.query('SELECT current_schema() AS s, current_setting($1) AS sc, current_setting($2) AS st', ['synchronous_commit', 'statement_timeout']);
-      assert.deepEqual(r.rows[0], { s: schema, sc: 'on', st: '12345ms' });
+    it('uses the schema from ?schema= and sets durable session settings, without parallel plans', async () => {
+      const r = await store.rawPool.query('SELECT current_schema() AS s, current_setting($1) AS sc, current_setting($2) AS st, current_setting($3) AS par', ['synchronous_commit', 'statement_timeout', 'max_parallel_workers_per_gather']);
+      assert.deepEqual(r.rows[0], { s: schema, sc: 'on', st: '12345ms', par: '0' });
       const t = await store.rawPool.query('SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2', [schema, 'event_ids']);
       assert.equal(t.rows[0].n, 1);
     });
@@ -173,6 +175,46 @@ if ('url' in postgres) {
         other.release();
         await quiet.close();
       }
+    });
+
+    it('keeps per-subject week rollups, which reconcile checks and migration 7 fills from the day level', async () => {
+      const t = await newTenant(store);
+      const m = mkMeter(t, 'tokens', 'SUM', { value: '$.value' });
+      await createMeter(store, m);
+      const HOUR = 3_600_000;
+      const monday = Date.UTC(2024, 3, 1);
+      const sunday = monday - 24 * HOUR;
+      // Sunday night before the first week, its Monday, the next Sunday's last hour, the next Monday (late, after the rest).
+      await append(store, t, [
+        mkEvent({ id: 'a', subject: 'a', time: sunday + 23 * HOUR, data: { value: '1.5' } }),
+        mkEvent({ id: 'b', subject: 'a', time: monday, data: { value: '2' } }),
+        mkEvent({ id: 'c', subject: 'a', time: monday + 7 * 24 * HOUR - 1, data: { value: '3' } }),
+        mkEvent({ id: 'd', subject: 'b', time: monday + 3 * 24 * HOUR, data: { value: '10' } }),
+      ]);
+      await append(store, t, [mkEvent({ id: 'e', subject: 'a', time: monday + 7 * 24 * HOUR, data: { value: '4' } })]);
+      const weeks = async () => {
+        await store.settle();
+        return (await store.rawPool.query('SELECT subject, bucket, sum::text AS sum, count::int AS count FROM rollups_subject_week WHERE meter_id = $1 ORDER BY 1, 2', [m.id])).rows
+          .map((r) => [r.subject, formatInstant(Number(r.bucket)), r.sum, r.count]);
+      };
+      const expected = [
+        ['a', formatInstant(monday - 7 * 24 * HOUR), '1.5', 1],
+        ['a', formatInstant(monday), '5', 2],
+        ['a', formatInstant(monday + 7 * 24 * HOUR), '4', 1],
+        ['b', formatInstant(monday), '10', 1],
+      ];
+      assert.deepEqual(await weeks(), expected);
+      assert.deepEqual(await reconcileMeter({ store }, t, m), []);
+
+      await store.rawPool.query('UPDATE rollups_subject_week SET sum = sum + 1 WHERE meter_id = $1 AND subject = $2 AND bucket = $3', [m.id, 'a', monday]);
+      assert.deepEqual((await reconcileMeter({ store }, t, m)).map((d) => [d.kind, d.subject, d.bucket]), [['rollup subject-week', 'a', formatInstant(monday)]]);
+
+      // Down drops the level; up rebuilds it from the day level, which the damage did not touch.
+      await store.rawPool.query(postgresMigrations.find((x) => x.version === 7)!.down);
+      await store.rawPool.query('DELETE FROM schema_migrations WHERE version = 7');
+      await store.migrate();
+      assert.deepEqual(await weeks(), expected);
+      assert.deepEqual(await reconcileMeter({ store }, t, m), []);
     });
 
     it('answers a usage read in one statement when nothing is pending, and folds first when something is', async () => {

@@ -8,6 +8,7 @@ import type { Partial } from '../../src/modules/usage/usage.types.js';
 import { emptyPartial, mergeInto, valueOf } from '../../src/modules/usage/partial.js';
 import type { Aggregation } from '../../src/modules/meters/meters.types.js';
 import { append, createMeter, mkEvent, mkMeter, newTenant, prng, show } from './helpers.js';
+import { reconcileMeter } from '../../src/cli/reconcile.js';
 
 const HOUR = 3_600_000;
 const T0 = Date.UTC(2024, 4, 31, 20);
@@ -158,6 +159,57 @@ export function aggregateSuite(ctx: Suite) {
       }
       const june1 = await ctx.store.aggregateUniques(t, { meterId: m.id, fromBucket: day(0), toBucket: day(1), windowStarts: [day(0)], bySubject: false, byGroup: false });
       assert.deepEqual(june1.map((r) => r.value), ['u1']);
+    });
+
+    it('equals readRollups merged in JS for windows of whole weeks and days, per subject, with events arriving late', async () => {
+      // PostgreSQL answers the whole UTC weeks (from Monday) inside a window from its week level, the
+      // days and hours around them from the day and hourly levels; SQLite the days from its day level.
+      const t = await newTenant(ctx.store);
+      const rnd = prng(77);
+      const DAY = 24 * HOUR;
+      const tokens = mkMeter(t, 'tokens', 'SUM', { value: '$.v', groupBy: { model: '$.model' } });
+      const latest = mkMeter(t, 'latest', 'LATEST', { value: '$.v' });
+      const count = mkMeter(t, 'count', 'COUNT');
+      for (const m of [tokens, latest, count]) await createMeter(ctx.store, m);
+      const monday = Date.UTC(2024, 3, 1); // Monday, April 1st 2024
+      let n = 0;
+      // Five rounds over six weeks in random order: each round adds to rows earlier rounds wrote.
+      for (let round = 0; round < 5; round++) {
+        const batch = Array.from({ length: 120 }, () =>
+          mkEvent({
+            id: `w${n++}`,
+            time: monday - 3 * DAY + rnd.int(45 * 24) * HOUR + rnd.int(3) * 1000,
+            subject: rnd.pick(['alice', 'bob', 'carol']),
+            data: { v: rnd.next() < 0.8 ? String(rnd.int(5000) - 100) : `${rnd.int(1000)}.${rnd.int(1000)}`, model: rnd.pick(['small', 'large']) },
+          }),
+        );
+        await append(ctx.store, t, batch);
+      }
+      // Made after the events: every level from the backfill.
+      const backfilled = mkMeter(t, 'backfilled', 'SUM', { value: '$.v' });
+      await createMeter(ctx.store, backfilled);
+      const all = [tokens, latest, count, backfilled];
+      for (const m of all) assert.deepEqual(await reconcileMeter({ store: ctx.store }, t, m), [], m.slug);
+      const midnights = (k: number) => monday + (k - 3) * DAY;
+      for (let q = 0; q < 40; q++) {
+        const m = rnd.pick(all);
+        // Window starts at random midnights (some of them Mondays) or hours; from and to inside or between.
+        const starts = new Set<number>();
+        const first = midnights(rnd.int(10)) + (rnd.next() < 0.3 ? rnd.int(24) * HOUR : 0);
+        starts.add(first);
+        for (let k = 1; k < 45; k++) if (rnd.next() < 0.06) starts.add(midnights(k) + (rnd.next() < 0.2 ? rnd.int(24) * HOUR : 0));
+        const windowStarts = [...starts].sort((a, b) => a - b).filter((x) => x >= first);
+        const from = first + (rnd.next() < 0.3 ? rnd.int(30) * HOUR : 0);
+        const to = midnights(20 + rnd.int(25)) + (rnd.next() < 0.3 ? rnd.int(24) * HOUR : 0);
+        const subjects = rnd.next() < 0.3 ? rnd.pick([['alice'], ['bob', 'carol'], ['nobody']]) : undefined;
+        const a = { meterId: m.id, fromBucket: from, toBucket: to, windowStarts, subjects, bySubject: rnd.next() < 0.7, byGroup: rnd.next() < 0.8 ? false : undefined };
+        await assertSame(ctx.store, t, a, m.aggregation);
+      }
+      // The bench's B4b shape: one window of 30 whole days, every subject.
+      for (const m of all) {
+        const from = monday + 2 * DAY;
+        await assertSame(ctx.store, t, { meterId: m.id, fromBucket: from, toBucket: from + 30 * DAY, windowStarts: [from], bySubject: true, byGroup: false }, m.aggregation);
+      }
     });
 
     it('equals readRollups merged in JS after a random workload, for random windows and filters', async () => {

@@ -2,14 +2,15 @@
 // per (window, subject, group) instead of every hourly bucket. width_bucket finds a bucket's window:
 // the last start at or before it. Which level answers which part of the range: ../levels.ts.
 import type pg from 'pg';
-import { addUniqueRow, mergeWindowRow, planSources, planUniques, type RollupLevel, type Source } from '../levels.js';
+import { addUniqueRow, planSources, planUniques, type RollupLevel, type Source } from '../levels.js';
 import { partialFromRow, type PartialColumns } from '../rows.js';
 import { partsOf, type Parts, type RollupAggregation, type WindowRollupRow, type WindowUniqueRow } from '../store.js';
 
 const LATEST_ORDER = 'ORDER BY latest_time DESC, latest_seq DESC';
 
 interface Shape {
-  level: RollupLevel;
+  /** The levels and ranges one statement reads (planSources), merged in it. */
+  sources: Source[];
   bySubject: boolean;
   byGroup: boolean;
   withSubjects: boolean;
@@ -27,10 +28,28 @@ interface Shape {
  */
 const pendingColumn = (check: boolean) => (check ? ', (SELECT EXISTS (SELECT 1 FROM rollup_pending)) AS pending' : '');
 
-/** Parts the aggregation does not read come back as the empty partial's values. */
-export const aggregateSql = ({ level, bySubject, byGroup, withSubjects, parts: p, check }: Shape) => `
-  SELECT width_bucket(bucket, $5::bigint[]) - 1 AS win, ${bySubject ? 'subject' : "''::text"} AS subject,
-    ${byGroup && level.key.includes('group_key') ? 'group_key' : "''::text"} AS group_key,
+/** $1 tenant, $2 meter, $3 window starts, $4 subjects (if any), then each source's from and to. */
+const firstRangeParam = (withSubjects: boolean) => (withSubjects ? 5 : 4);
+
+/** One source's rows: a level's rows in its range, its missing key columns as ''. */
+function sourceSql(level: RollupLevel, i: number, withSubjects: boolean): string {
+  const has = (k: RollupLevel['key'][number]) => level.key.includes(k);
+  const from = firstRangeParam(withSubjects) + 2 * i;
+  // '' in the key columns' collation, so that every branch's column has the same one.
+  return `SELECT bucket, ${has('subject') ? 'subject' : `''::text COLLATE "C" AS subject`}, ${has('group_key') ? 'group_key' : `''::text COLLATE "C" AS group_key`},
+      count, sum, min, max, latest_time, latest_seq, latest_value
+    FROM ${level.table}
+    WHERE tenant_id = $1 AND meter_id = $2 AND bucket >= $${from} AND bucket < $${from + 1}${withSubjects && has('subject') ? ' AND subject = ANY($4::text[])' : ''}`;
+}
+
+/**
+ * Every source of a read in one statement (UNION ALL), merged per window there: one round trip, and
+ * one row per answer comes back however many levels serve the range. Parts the aggregation does not
+ * read come back as the empty partial's values.
+ */
+export const aggregateSql = ({ sources, bySubject, byGroup, withSubjects, parts: p, check }: Shape) => `
+  SELECT width_bucket(bucket, $3::bigint[]) - 1 AS win, ${bySubject ? 'subject' : "''::text"} AS subject,
+    ${byGroup ? 'group_key' : "''::text"} AS group_key,
     sum(count) AS count,
     ${p.sum ? 'sum(sum)::text' : "'0'"} AS sum,
     ${p.min ? 'min(min)::text' : 'NULL'} AS min,
@@ -38,9 +57,7 @@ export const aggregateSql = ({ level, bySubject, byGroup, withSubjects, parts: p
     ${p.latest ? 'max(latest_time)' : '-1'} AS latest_time,
     ${p.latest ? `(array_agg(latest_seq ${LATEST_ORDER}))[1]` : '-1'} AS latest_seq,
     ${p.latest ? `(array_agg(latest_value ${LATEST_ORDER}))[1]::text` : 'NULL'} AS latest_value${pendingColumn(check)}
-  FROM ${level.table}
-  WHERE tenant_id = $1 AND meter_id = $2 AND bucket >= $3 AND bucket < $4
-    ${withSubjects && level.key.includes('subject') ? 'AND subject = ANY($6::text[])' : ''}
+  FROM (${sources.map((s, i) => sourceSql(s.level, i, withSubjects)).join('\n    UNION ALL ')}) AS r
   GROUP BY 1, 2, 3`;
 
 const uniquesSql = (bySubject: boolean, byGroup: boolean, withSubjects: boolean, check: boolean) => `
@@ -115,22 +132,14 @@ export async function aggregateUniques(pool: pg.Pool, tenantId: string, a: Rollu
   return [...out.values()];
 }
 
-/** Rollups merged per window; checkPending as for aggregateUniques. */
+/** Rollups merged per window, in one statement; checkPending as for aggregateUniques. */
 export async function aggregateRollups(pool: pg.Pool, tenantId: string, a: RollupAggregation, checkPending = false): Promise<WindowRollupRow[] | undefined> {
   if (a.windowStarts.length === 0) return [];
-  const shape = { bySubject: a.bySubject, byGroup: a.byGroup !== false, withSubjects: a.subjects !== undefined, parts: partsOf(a.aggregation) };
-  const run = reader(pool, checkPending);
-  const read = async (source: Source) => {
-    const rows = await run<PartialColumns & { win: number; subject: string; group_key: string }>((check) => aggregateSql({ ...shape, level: source.level, check }), params(tenantId, a, source));
-    return rows?.map((x) => ({ window: Number(x.win), subject: x.subject, groupKey: x.group_key, partial: partialFromRow(x) }));
-  };
-  const sources = planSources(a, fullRange(a).from);
-  if (sources.length === 1) return read(sources[0]);
-  const merged = new Map<string, WindowRollupRow>();
-  for (const source of sources) {
-    const rows = await read(source);
-    if (!rows) return undefined;
-    for (const row of rows) mergeWindowRow(merged, row);
-  }
-  return [...merged.values()];
+  // PostgreSQL keeps the week level (see SUBJECT_WEEK_LEVEL).
+  const sources = planSources(a, fullRange(a).from, true);
+  const withSubjects = a.subjects !== undefined;
+  const shape = { sources, bySubject: a.bySubject, byGroup: a.byGroup !== false, withSubjects, parts: partsOf(a.aggregation) };
+  const values = [tenantId, a.meterId, a.windowStarts, ...(withSubjects ? [a.subjects] : []), ...sources.flatMap((s) => [s.from, s.to])];
+  const rows = await reader(pool, checkPending)<PartialColumns & { win: number; subject: string; group_key: string }>((check) => aggregateSql({ ...shape, check }), values);
+  return rows?.map((x) => ({ window: Number(x.win), subject: x.subject, groupKey: x.group_key, partial: partialFromRow(x) }));
 }

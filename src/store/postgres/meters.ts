@@ -1,7 +1,7 @@
 // Meters. Creating or deleting one bumps tenants.meters_version with an UPDATE, which waits for
 // in-flight appends (they hold the row FOR SHARE) and makes later ones see a stale version.
 import type pg from 'pg';
-import { ROLLUP_TABLES } from '../levels.js';
+import { POSTGRES_ROLLUP_TABLES } from '../levels.js';
 import type { DeltaFn } from '../store.js';
 import type { Meter } from '../../modules/meters/meters.types.js';
 import { meterFromRow, type MeterRow } from '../rows.js';
@@ -58,7 +58,7 @@ export function deleteMeter(pool: pg.Pool, schema: string | undefined, tenantId:
     const gone = await c.query<{ id: string }>('DELETE FROM meters WHERE tenant_id = $1 AND slug = $2 RETURNING id', [tenantId, slug]);
     if (gone.rows.length === 0) throw new MeterVanished();
     const id = gone.rows[0].id;
-    for (const table of ROLLUP_TABLES) await c.query(`DELETE FROM ${table} WHERE tenant_id = $1 AND meter_id = $2`, [tenantId, id]);
+    for (const table of POSTGRES_ROLLUP_TABLES) await c.query(`DELETE FROM ${table} WHERE tenant_id = $1 AND meter_id = $2`, [tenantId, id]);
     return true;
   }).catch((e) => {
     if (e instanceof MeterVanished) return false;

@@ -1,6 +1,7 @@
 // PostgreSQL schema, numbered and append-only. Text compared or ordered by the API is COLLATE "C"
 // so paging order is byte order, as in SQLite, whatever the database's locale.
 import type { Migration } from '../migrations.js';
+import { WEEK_OF_BUCKET } from './week.js';
 
 const AMOUNTS = `count BIGINT NOT NULL, sum NUMERIC NOT NULL, min NUMERIC, max NUMERIC,
         latest_time BIGINT NOT NULL, latest_seq BIGINT NOT NULL, latest_value NUMERIC`;
@@ -215,6 +216,23 @@ export const postgresMigrations: Migration[] = [
       ALTER TABLE event_keys ADD PRIMARY KEY (tenant_id, source, event_id);
       DROP TABLE event_ids;
     `,
+  },
+  {
+    version: 7,
+    name: 'per-subject week rollups',
+    // See SUBJECT_WEEK_LEVEL in src/store/levels.ts. Keyed like the day level (bucket first, a
+    // per-subject index), filled from it: what is still pending is folded into both later.
+    up: `
+      CREATE TABLE rollups_subject_week (
+        tenant_id TEXT COLLATE "C" NOT NULL, meter_id TEXT COLLATE "C" NOT NULL, subject TEXT COLLATE "C" NOT NULL, bucket BIGINT NOT NULL,
+        ${AMOUNTS},
+        PRIMARY KEY (tenant_id, meter_id, bucket, subject)
+      ) WITH (fillfactor = 70);
+      INSERT INTO rollups_subject_week
+        SELECT tenant_id, meter_id, subject, ${WEEK_OF_BUCKET}, ${MERGED} FROM rollups_subject_day GROUP BY 1, 2, 3, 4;
+      CREATE INDEX rollups_subject_week_subject ON rollups_subject_week (tenant_id, meter_id, subject, bucket);
+    `,
+    down: 'DROP TABLE rollups_subject_week;',
   },
 ];
 

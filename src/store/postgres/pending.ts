@@ -16,7 +16,8 @@
 import type pg from 'pg';
 import type { RollupDelta } from '../../modules/usage/usage.types.js';
 import { partialToColumns } from '../rows.js';
-import { HOUR_LEVEL, SUBJECT_DAY_LEVEL, TOTAL_LEVEL, monthDayBit } from '../levels.js';
+import { HOUR_LEVEL, SUBJECT_DAY_LEVEL, SUBJECT_WEEK_LEVEL, TOTAL_LEVEL, monthDayBit } from '../levels.js';
+import { WEEK_OF_BUCKET } from './week.js';
 import { onConflictSql, UNIQUE_DAYS_ON_CONFLICT } from './writes.js';
 
 /** Lock namespace for folds (pg_advisory_xact_lock(int, int)); the second key is the schema. */
@@ -121,6 +122,11 @@ days AS (
   INSERT INTO ${SUBJECT_DAY_LEVEL.table} AS r (tenant_id, meter_id, subject, bucket, ${AMOUNT_COLUMNS})
   SELECT tenant_id, meter_id, subject, bucket - ((bucket % ${DAY_MS}) + ${DAY_MS}) % ${DAY_MS}, ${MERGED} FROM h GROUP BY 1, 2, 3, 4
   ${onConflictSql(SUBJECT_DAY_LEVEL)}
+),
+weeks AS (
+  INSERT INTO ${SUBJECT_WEEK_LEVEL.table} AS r (tenant_id, meter_id, subject, bucket, ${AMOUNT_COLUMNS})
+  SELECT tenant_id, meter_id, subject, ${WEEK_OF_BUCKET}, ${MERGED} FROM h GROUP BY 1, 2, 3, 4
+  ${onConflictSql(SUBJECT_WEEK_LEVEL)}
 ),
 totals AS (
   INSERT INTO ${TOTAL_LEVEL.table} AS r (tenant_id, meter_id, bucket, group_key, ${AMOUNT_COLUMNS})

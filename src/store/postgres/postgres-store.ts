@@ -2,7 +2,7 @@
 // meterd processes may share one database: exactly-once and rollups rest on database keys and
 // row locks, never on in-process state. Appends in one process share commits (group commit).
 import type pg from 'pg';
-import { ROLLUP_TABLES } from '../levels.js';
+import { POSTGRES_ROLLUP_TABLES } from '../levels.js';
 import type { AppendItem, DeltaFn, EventScan, LevelRollupRow, RollupAggregation, RollupScan, Store, WindowRollupRow, WindowUniqueRow } from '../store.js';
 import type { Tenant } from '../../modules/tenants/tenants.types.js';
 import type { ApiKeyRecord } from '../../modules/api-keys/api-keys.types.js';
@@ -36,6 +36,7 @@ const PING_TIMEOUT_MS = 2000;
 
 export class PostgresStore implements Store {
   readonly engine = 'postgres' as const;
+  readonly coarseLevels = ['subject-day', 'subject-week', 'total-hour'] as const;
   private readonly pool: pg.Pool;
   private readonly schema: string | undefined;
   private readonly partitions: Partitions;
@@ -306,6 +307,8 @@ export class PostgresStore implements Store {
     const r = await this.pool.query<Row>(
       `SELECT 'subject-day' AS level, subject, bucket, '' AS group_key, ${amounts} FROM rollups_subject_day WHERE tenant_id = $1 AND meter_id = $2
        UNION ALL
+       SELECT 'subject-week', subject, bucket, '', ${amounts} FROM rollups_subject_week WHERE tenant_id = $1 AND meter_id = $2
+       UNION ALL
        SELECT 'total-hour', '', bucket, group_key, ${amounts} FROM rollups_total WHERE tenant_id = $1 AND meter_id = $2`,
       [tenantId, meterId],
     );
@@ -364,7 +367,7 @@ export class PostgresStore implements Store {
       await foldAllHere(c, this.schema);
       const m = await c.query<{ event_type: string }>('SELECT event_type FROM meters WHERE tenant_id = $1 AND id = $2', [tenantId, meterId]);
       if (m.rows.length === 0) return;
-      for (const table of ROLLUP_TABLES) await c.query(`DELETE FROM ${table} WHERE tenant_id = $1 AND meter_id = $2`, [tenantId, meterId]);
+      for (const table of POSTGRES_ROLLUP_TABLES) await c.query(`DELETE FROM ${table} WHERE tenant_id = $1 AND meter_id = $2`, [tenantId, meterId]);
       await backfill(c, tenantId, m.rows[0].event_type, fn);
     });
   }

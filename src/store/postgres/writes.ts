@@ -4,7 +4,7 @@
 import type pg from 'pg';
 import { clonePartial, combineDeltas, mergeInto } from '../../modules/usage/partial.js';
 import type { Partial, RollupDelta } from '../../modules/usage/usage.types.js';
-import { HOUR_LEVEL, SUBJECT_DAY_LEVEL, TOTAL_LEVEL, dayOf, monthDayBit, type RollupLevel } from '../levels.js';
+import { HOUR_LEVEL, SUBJECT_DAY_LEVEL, SUBJECT_WEEK_LEVEL, TOTAL_LEVEL, dayOf, monthDayBit, weekOf, type RollupLevel } from '../levels.js';
 import { partialToColumns } from '../rows.js';
 
 const byKey = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
@@ -47,7 +47,7 @@ function upsertSql(level: RollupLevel): string {
     ${onConflictSql(level)}`;
 }
 
-const UPSERTS = new Map([HOUR_LEVEL, SUBJECT_DAY_LEVEL, TOTAL_LEVEL].map((l) => [l, upsertSql(l)]));
+const UPSERTS = new Map([HOUR_LEVEL, SUBJECT_DAY_LEVEL, SUBJECT_WEEK_LEVEL, TOTAL_LEVEL].map((l) => [l, upsertSql(l)]));
 
 async function upsertLevel(c: pg.ClientBase, level: RollupLevel, rows: LevelRow[]) {
   if (rows.length === 0) return;
@@ -92,13 +92,14 @@ export async function applyDeltas(c: pg.ClientBase, deltasByTenant: Map<string, 
     }
     for (const d of combined.uniques) uniques.push({ tenant, key: `${rowKey(tenant, d)}${NUL}${d.unique}`, d });
   }
-  const days = merged(hours, (h) => {
-    const day = dayOf(h.bucket);
-    return { key: [h.tenant, h.meterId, h.subject, day].join(NUL), tenant: h.tenant, meterId: h.meterId, subject: h.subject, bucket: day, groupKey: '' };
+  const perSubject = (at: (bucket: number) => number) => merged(hours, (h) => {
+    const bucket = at(h.bucket);
+    return { key: [h.tenant, h.meterId, h.subject, bucket].join(NUL), tenant: h.tenant, meterId: h.meterId, subject: h.subject, bucket, groupKey: '' };
   });
   const totals = merged(hours, (h) => ({ key: [h.tenant, h.meterId, h.bucket, h.groupKey].join(NUL), tenant: h.tenant, meterId: h.meterId, subject: '', bucket: h.bucket, groupKey: h.groupKey }));
   await upsertLevel(c, HOUR_LEVEL, hours);
-  await upsertLevel(c, SUBJECT_DAY_LEVEL, days);
+  await upsertLevel(c, SUBJECT_DAY_LEVEL, perSubject(dayOf));
+  await upsertLevel(c, SUBJECT_WEEK_LEVEL, perSubject(weekOf));
   await upsertLevel(c, TOTAL_LEVEL, totals);
 
   if (uniques.length > 0) {

@@ -89,6 +89,7 @@ const COMMITS_IN_FLIGHT = 2;
 
 export class SqliteStore implements Store {
   readonly engine = 'sqlite' as const;
+  readonly coarseLevels = ['subject-day', 'total-hour'] as const;
   private readonly db: Database.Database;
   private prepared?: ReturnType<SqliteStore['prepare']>;
   private readonly commits: GroupCommit<AppendJob, AppendStatus[]>;
