@@ -13,7 +13,7 @@
 import { mergeInto } from '../modules/usage/partial.js';
 import type { RollupAggregation, WindowRollupRow, WindowUniqueRow } from './store.js';
 
-const DAY_MS = 86_400_000;
+export const DAY_MS = 86_400_000;
 export const dayOf = (bucket: number) => Math.floor(bucket / DAY_MS) * DAY_MS;
 export const WEEK_MS = 7 * DAY_MS;
 /** Weeks start on Monday, 00:00 UTC; the first Monday after the epoch is 1970-01-05. */

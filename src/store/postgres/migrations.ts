@@ -1,7 +1,7 @@
 // PostgreSQL schema, numbered and append-only. Text compared or ordered by the API is COLLATE "C"
 // so paging order is byte order, as in SQLite, whatever the database's locale.
 import type { Migration } from '../migrations.js';
-import { WEEK_OF_BUCKET } from './week.js';
+import { WEEK_OF_BUCKET } from './bucket-starts.js';
 
 const AMOUNTS = `count BIGINT NOT NULL, sum NUMERIC NOT NULL, min NUMERIC, max NUMERIC,
         latest_time BIGINT NOT NULL, latest_seq BIGINT NOT NULL, latest_value NUMERIC`;

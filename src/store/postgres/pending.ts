@@ -17,7 +17,7 @@ import type pg from 'pg';
 import type { RollupDelta } from '../../modules/usage/usage.types.js';
 import { partialToColumns } from '../rows.js';
 import { HOUR_LEVEL, SUBJECT_DAY_LEVEL, SUBJECT_WEEK_LEVEL, TOTAL_LEVEL, monthDayBit } from '../levels.js';
-import { WEEK_OF_BUCKET } from './week.js';
+import { DAY_OF_BUCKET, WEEK_OF_BUCKET } from './bucket-starts.js';
 import { onConflictSql, UNIQUE_DAYS_ON_CONFLICT } from './writes.js';
 
 /** Lock namespace for folds (pg_advisory_xact_lock(int, int)); the second key is the schema. */
@@ -90,7 +90,6 @@ const LATEST = 'ORDER BY latest_time DESC, latest_seq DESC';
 /** Contributions merged: exact sums, the latest value at the greatest (time, seq). */
 const MERGED = `sum(count) AS count, sum(sum) AS sum, min(min) AS min, max(max) AS max, (array_agg(latest_time ${LATEST}))[1] AS latest_time,
   (array_agg(latest_seq ${LATEST}))[1] AS latest_seq, (array_agg(latest_value ${LATEST}))[1] AS latest_value`;
-const DAY_MS = 86_400_000;
 
 /**
  * One statement: the batch's pending rows deleted, their contributions grouped into hourly rows, the
@@ -120,7 +119,7 @@ hours AS (
 ),
 days AS (
   INSERT INTO ${SUBJECT_DAY_LEVEL.table} AS r (tenant_id, meter_id, subject, bucket, ${AMOUNT_COLUMNS})
-  SELECT tenant_id, meter_id, subject, bucket - ((bucket % ${DAY_MS}) + ${DAY_MS}) % ${DAY_MS}, ${MERGED} FROM h GROUP BY 1, 2, 3, 4
+  SELECT tenant_id, meter_id, subject, ${DAY_OF_BUCKET}, ${MERGED} FROM h GROUP BY 1, 2, 3, 4
   ${onConflictSql(SUBJECT_DAY_LEVEL)}
 ),
 weeks AS (
