@@ -85,11 +85,14 @@ export class EventKeys {
       ).pluck(),
       // Two forms each, bounded and not: with "(@upTo IS NULL OR key <= @upTo)" SQLite would scan
       // every source from start to end instead of a key range.
-      mergeRowsUpTo: db.prepare<[number, string], { key: string; seq: number }>(
-        'SELECT key, seq FROM event_keys WHERE run IN (SELECT run FROM event_key_runs WHERE merge_into = ?) AND key <= ? ORDER BY key',
+      mergeKeysUpTo: db.prepare<[number, string], string>('SELECT key FROM event_keys WHERE run IN (SELECT run FROM event_key_runs WHERE merge_into = ?) AND key <= ?').pluck(),
+      mergeKeysAll: db.prepare<[number], string>('SELECT key FROM event_keys WHERE run IN (SELECT run FROM event_key_runs WHERE merge_into = ?)').pluck(),
+      // The rows are copied by SQLite itself, in key order, so the target's B-tree grows at its end.
+      mergeCopyUpTo: db.prepare<[number, number, string]>(
+        'INSERT INTO event_keys (run, key, seq) SELECT ?, key, seq FROM event_keys WHERE run IN (SELECT run FROM event_key_runs WHERE merge_into = ?) AND key <= ? ORDER BY key',
       ),
-      mergeRowsAll: db.prepare<[number], { key: string; seq: number }>(
-        'SELECT key, seq FROM event_keys WHERE run IN (SELECT run FROM event_key_runs WHERE merge_into = ?) ORDER BY key',
+      mergeCopyAll: db.prepare<[number, number]>(
+        'INSERT INTO event_keys (run, key, seq) SELECT ?, key, seq FROM event_keys WHERE run IN (SELECT run FROM event_key_runs WHERE merge_into = ?) ORDER BY key',
       ),
       mergeDeleteUpTo: db.prepare<[number, string]>('DELETE FROM event_keys WHERE run IN (SELECT run FROM event_key_runs WHERE merge_into = ?) AND key <= ?'),
       mergeDeleteAll: db.prepare<[number]>('DELETE FROM event_keys WHERE run IN (SELECT run FROM event_key_runs WHERE merge_into = ?)'),
@@ -246,8 +249,12 @@ export class EventKeys {
   private sealOpen(): void {
     const old = this.open;
     const keys = this.s.countOf.get(old.id)!;
-    // Made from what is stored: exact size, and none of a rolled-back commit's bits.
-    const filter = this.filterOf(old.id, keys);
+    // This writer's own filter of the run holds every key stored in it, unless another writer added
+    // some (probeAlways): then it is made again from what is stored. Kept, it is sized for twice the
+    // run's keys (fewer false positives) and may hold bits of a rolled-back commit (a false "maybe"
+    // costs a probe, never a missed key). Made again, it re-read and re-hashed every key of the run:
+    // bench/event-keys.ts spent 7% of its time there.
+    const filter = old.probeAlways ? this.filterOf(old.id, keys) : old.filter;
     this.s.seal.run(keys, filter.toBytes(), old.id);
     const id = Number(this.s.newRun.run(0, 'open').lastInsertRowid);
     const sealed: Run = { id: old.id, level: old.level, keys, state: 'sealed', mergeInto: null, filter };
@@ -271,14 +278,19 @@ export class EventKeys {
     const sources = this.runs.filter((r) => r.mergeInto === target.id);
     const perSource = Math.max(1, Math.floor(this.opts.chunkKeys / sources.length));
     const upTo = this.s.mergeUpTo.get(perSource - 1, target.id) ?? null;
-    const rows = upTo === null ? this.s.mergeRowsAll.all(target.id) : this.s.mergeRowsUpTo.all(target.id, upTo);
-    for (const { key, seq } of rows) {
-      this.s.insert.run(target.id, key, seq);
+    let moved = 0;
+    for (const key of upTo === null ? this.s.mergeKeysAll.iterate(target.id) : this.s.mergeKeysUpTo.iterate(target.id, upTo)) {
       target.filter.add(hashKey(key));
+      moved++;
     }
-    if (upTo === null) this.s.mergeDeleteAll.run(target.id);
-    else this.s.mergeDeleteUpTo.run(target.id, upTo);
-    target.filterKeys = (target.filterKeys ?? NaN) + rows.length;
+    if (upTo === null) {
+      this.s.mergeCopyAll.run(target.id, target.id);
+      this.s.mergeDeleteAll.run(target.id);
+    } else {
+      this.s.mergeCopyUpTo.run(target.id, target.id, upTo);
+      this.s.mergeDeleteUpTo.run(target.id, upTo);
+    }
+    target.filterKeys = (target.filterKeys ?? NaN) + moved;
     if (upTo !== null) return;
     // Done: the target is sealed with a filter of every key it holds.
     const filter = target.filterKeys === target.keys ? target.filter : this.filterOf(target.id, target.keys);
