@@ -27,7 +27,7 @@ try {
   for (let done = 0; done < N; ) {
     const events: WireEvent[] = Array.from({ length: Math.min(PER, N - done) }, () => ['bench', randomUUID(), 'bench', 'customer-0001', Date.now(), '{"n":1}', 'hash', []]);
     let t = performance.now();
-    writer.commit([{ tenantId: 'default', metersVersion: 0, meters: [], events }]);
+    writer.commit([{ tenantId: 'default', metersVersion: 0, meters: [], groups: [], events }]);
     commitMs += performance.now() - t;
     for (let more = true; more; steps++) {
       t = performance.now();

@@ -25,11 +25,14 @@ const TENANT = '0f8fad5b-d9cb-469f-a165-70867728950e';
 const METERS = ['tokens_in', 'tokens_out', 'requests', 'users', 'latency'].map((m) => `meter-${m}`.padEnd(26, '0'));
 const rnd = (n: number) => Math.floor(Math.random() * n);
 
+// Group keys as the server makes them (canonical JSON of the dimensions); contributions name them by index.
+const GROUPS = MODELS.map((model) => JSON.stringify({ model }));
+
 function event(): WireEvent {
   const c = rnd(CUSTOMERS);
-  const model = MODELS[rnd(MODELS.length)];
-  // Per meter: index, group, value (null for COUNT and UNIQUE_COUNT), distinct value.
-  const contributions = [0, model, String(1 + rnd(4000)), null, 1, model, String(1 + rnd(2000)), null, 2, model, null, null, 3, model, null, `u-${c}-${rnd(USERS_PER_CUSTOMER)}`, 4, model, String(5 + rnd(3000)), null];
+  const g = rnd(GROUPS.length);
+  // Per meter: index, group index, value (null for COUNT and UNIQUE_COUNT), distinct value.
+  const contributions = [0, g, String(1 + rnd(4000)), null, 1, g, String(1 + rnd(2000)), null, 2, g, null, null, 3, g, null, `u-${c}-${rnd(USERS_PER_CUSTOMER)}`, 4, g, String(5 + rnd(3000)), null];
   return ['bench', randomUUID(), 'llm.completion', subjectOf(c), Date.now() - rnd(1000), '{"n":1}', 'hash', contributions];
 }
 
@@ -48,6 +51,7 @@ try {
       tenantId: TENANT,
       metersVersion: 0,
       meters: METERS,
+      groups: GROUPS,
       events: Array.from({ length: Math.min(JOB, PER - j * JOB) }, event),
     }));
     const t = performance.now();

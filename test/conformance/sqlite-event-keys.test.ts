@@ -34,7 +34,7 @@ function databaseAt(path: string, version = Infinity): Database.Database {
 const wire = (source: string, id: string, content: number): WireEvent => [source, id, 'api.call', 'sub', 1_700_000_000_000, `{"v":${content}}`, `hash-${content}`, []];
 
 function append(writer: AppendWriter, tenant: string, events: WireEvent[]): AppendStatus[] {
-  const [r] = writer.commit([{ tenantId: tenant, metersVersion: 0, meters: [], events }]);
+  const [r] = writer.commit([{ tenantId: tenant, metersVersion: 0, meters: [], groups: [], events }]);
   assert.ok(Array.isArray(r), JSON.stringify(r));
   return r;
 }

@@ -157,6 +157,42 @@ describe('sqlite storage', () => {
     }
   });
 
+  it('folds pending rows stored by earlier versions, with group keys written inline', async () => {
+    const path = join(dir, 'inline-groups.db');
+    const store = new SqliteStore({ path, fold: { events: 1e12, afterMs: 1e9 }, writerThread: false });
+    await store.migrate();
+    const t = await newTenant(store);
+    const ms = [
+      mkMeter(t, 'tokens', 'SUM', { value: '$.tokens', groupBy: { model: '$.model' } }),
+      mkMeter(t, 'users', 'UNIQUE_COUNT', { value: '$.user', groupBy: { model: '$.model' } }),
+    ];
+    for (const m of ms) await createMeter(store, m);
+    const events = Array.from({ length: 60 }, (_, i) => mkEvent({ id: `e${i}`, time: T0 + (i % 4) * HOUR, subject: `s${i % 3}`, data: { model: ['a', 'b', 'c'][i % 5 % 3], tokens: String(i), user: `u${i % 7}` } }));
+    await append(store, t, events.slice(0, 30));
+    await append(store, t, events.slice(30));
+    // The rows as earlier versions stored them: [meters, flat], each contribution's group key as text.
+    const db = new Database(path);
+    try {
+      const rows = db.prepare<[], { id: number; body: string }>('SELECT id, body FROM rollup_pending').all();
+      assert.equal(rows.length, 2);
+      for (const row of rows) {
+        const [meters, groups, flat] = JSON.parse(row.body) as [string[], string[], Array<number | string | null>];
+        assert.ok(groups.length > 1, 'group keys are indexed');
+        for (let i = 0; i < flat.length; ) {
+          const end = i + 4 + 4 * (flat[i + 3] as number);
+          for (let k = i + 4; k < end; k += 4) flat[k + 1] = groups[flat[k + 1] as number];
+          i = end;
+        }
+        db.prepare('UPDATE rollup_pending SET body = ? WHERE id = ?').run(JSON.stringify([meters, flat]), row.id);
+      }
+    } finally {
+      db.close();
+    }
+    await store.settle();
+    for (const m of ms) await assertRollupsMatchEvents(store, t, m);
+    await store.close();
+  });
+
   it('keeps the fold backlog bounded while commits outpace background folds, and loses nothing', async () => {
     const db = databaseAt('backlog.db', Number.MAX_SAFE_INTEGER);
     const tenant = 'tenant-backlog';
@@ -169,7 +205,8 @@ describe('sqlite storage', () => {
       tenantId: tenant,
       metersVersion: 0,
       meters: ['meter-count'],
-      events: Array.from({ length: 1000 }, (_, i) => ['test', `${c}-${j}-${i}`, 'call', `s${i % 7}`, T0 + (i % 3) * HOUR, null, 'h', [0, '', null, null]]),
+      groups: [''],
+      events: Array.from({ length: 1000 }, (_, i) => ['test', `${c}-${j}-${i}`, 'call', `s${i % 7}`, T0 + (i % 3) * HOUR, null, 'h', [0, 0, null, null]]),
     });
     try {
       let most = 0;

@@ -14,7 +14,8 @@ import { FOLD_DEFAULTS, PendingBatch, PendingRollups, type FoldOptions, type Gat
  * An event as it crosses to the writer thread. Tuples and one flat array of contributions, because
  * copying between threads costs per object and per property name: this form copies in about half
  * the time of objects. Per contribution, four slots: the meter (an index into WireJob.meters), the
- * group key, the value as decimal text (null: COUNT, UNIQUE_COUNT) and the distinct value (or null).
+ * group key (an index into WireJob.groups: every meter of an event usually has the same one), the
+ * value as decimal text (null: COUNT, UNIQUE_COUNT) and the distinct value (or null).
  */
 export type WireEvent = [
   source: string,
@@ -31,6 +32,7 @@ export interface WireJob {
   tenantId: string;
   metersVersion: number;
   meters: string[];
+  groups: string[];
   events: WireEvent[];
 }
 
@@ -43,19 +45,23 @@ export interface WriterOptions {
 
 export function toWire(tenantId: string, metersVersion: number, items: AppendItem[]): WireJob {
   const meters: string[] = [];
-  const index = new Map<string, number>();
+  const meterIds = new Map<string, number>();
+  const groups: string[] = [];
+  const groupIds = new Map<string, number>();
   const events = items.map(({ event: e, deltas }): WireEvent => {
     const contributions: Array<number | string | null> = [];
     for (const d of deltas) {
-      let m = index.get(d.meterId);
-      if (m === undefined) index.set(d.meterId, (m = meters.push(d.meterId) - 1));
+      let m = meterIds.get(d.meterId);
+      if (m === undefined) meterIds.set(d.meterId, (m = meters.push(d.meterId) - 1));
+      let g = groupIds.get(d.groupKey);
+      if (g === undefined) groupIds.set(d.groupKey, (g = groups.push(d.groupKey) - 1));
       // A single event's partial (partialOf): its value is the latest value.
       const v = d.partial.latestValue;
-      contributions.push(m, d.groupKey, v === null ? null : formatDecimal(v), d.unique ?? null);
+      contributions.push(m, g, v === null ? null : formatDecimal(v), d.unique ?? null);
     }
     return [e.source, e.id, e.type, e.subject, e.time, e.dataJson, e.hash, contributions];
   });
-  return { tenantId, metersVersion, meters, events };
+  return { tenantId, metersVersion, meters, groups, events };
 }
 
 /**
@@ -265,7 +271,7 @@ export class AppendWriter {
       if (current === undefined) versions.set(job.tenantId, (current = s.metersVersion.get(job.tenantId)?.meters_version ?? 0));
       if (current !== job.metersVersion) return { stale: true };
       const statuses: AppendStatus[] = [];
-      const { row, meterIndex } = this.batch.forJob(job.tenantId, job.meters);
+      const { row, meterIndex, groupIndex } = this.batch.forJob(job.tenantId, job.meters, job.groups);
       const { flat } = row;
       let accepted = 0;
       for (const [source, id, type, subject, time, dataJson, hash, contributions] of job.events) {
@@ -281,7 +287,7 @@ export class AppendWriter {
         this.keys.add(key, h, seq);
         if (contributions.length > 0) {
           flat.push(seq, subject ?? '', time, contributions.length / 4);
-          for (let k = 0; k < contributions.length; k += 4) flat.push(meterIndex[contributions[k] as number], contributions[k + 1], contributions[k + 2], contributions[k + 3]);
+          for (let k = 0; k < contributions.length; k += 4) flat.push(meterIndex[contributions[k] as number], groupIndex[contributions[k + 1] as number], contributions[k + 2], contributions[k + 3]);
           accepted++;
         }
       }
