@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
 import { Partitions, partitionName } from '../../src/store/postgres/partitions.js';
 import { dropSchemas, postgresAvailability, randomSchema } from './engines.js';
-import { ALL_BUCKETS, append, createMeter, mkEvent, mkMeter, newTenant } from './helpers.js';
+import { ALL_BUCKETS, append, assertRollupsMatchEvents, createMeter, mkEvent, mkMeter, newTenant } from './helpers.js';
 import { FOLD_LOCK } from '../../src/store/postgres/pending.js';
 import { keyDigest } from '../../src/store/postgres/append.js';
 import { postgresMigrations } from '../../src/store/postgres/migrations.js';
@@ -215,6 +215,48 @@ if ('url' in postgres) {
       await store.migrate();
       assert.deepEqual(await weeks(), expected);
       assert.deepEqual(await reconcileMeter({ store }, t, m), []);
+    });
+
+    it('folds pending rows in the compact form and in the full form earlier versions stored', async () => {
+      const u = new URL(url);
+      u.searchParams.set('schema', schema);
+      const quiet = new PostgresStore({ url: u.toString(), poolSize: 3, fold: { events: 1e12, afterMs: 1e9 } });
+      try {
+        const t = await newTenant(quiet);
+        const ms = [
+          mkMeter(t, 'tokens', 'SUM', { value: '$.tokens', groupBy: { model: '$.model' } }),
+          mkMeter(t, 'latest', 'LATEST', { value: '$.tokens' }),
+          mkMeter(t, 'calls', 'COUNT', { groupBy: { model: '$.model' } }),
+          mkMeter(t, 'users', 'UNIQUE_COUNT', { value: '$.user', groupBy: { model: '$.model' } }),
+        ];
+        for (const m of ms) await createMeter(quiet, m);
+        const T0 = Date.UTC(2024, 4, 31, 20);
+        const events = (from: number) => Array.from({ length: 30 }, (_, i) => mkEvent({
+          id: `e${from + i}`,
+          time: T0 + ((from + i) % 5) * 3_600_000 + i,
+          subject: `s${i % 3}`,
+          data: { model: ['a', 'b', 'c'][(from + i) % 5 % 3], tokens: `${i}.${from % 7}`, user: `u${i % 4}` },
+        }));
+        await append(quiet, t, events(0));
+        await append(quiet, t, events(30));
+        const pending = await quiet.rawPool.query<{ id: string; body: string }>('SELECT id, body FROM rollup_pending ORDER BY id');
+        assert.equal(pending.rows.length, 2);
+        // The second row as earlier versions wrote it: per contribution [meter, subject, group, bucket,
+        // count, sum, min, max, latest time, latest seq, latest value, (distinct value, month, day bit)].
+        type Compact = { m: string[]; g: string[]; e: Array<[string, number, number, number, number, number, Array<[number, number, string | null, string | null]>]> };
+        const body = JSON.parse(pending.rows[1].body) as Compact;
+        assert.ok(body.g.length > 1 && body.e.length === 30, 'the compact form');
+        const d = body.e.flatMap(([subject, bucket, time, seq, month, bit, cs]) => cs.map(([m, g, v, unique]) => [
+          m, subject, body.g[g], bucket, 1, v ?? '0', v, v, time, seq, v, ...(unique === null ? [] : [unique, month, bit]),
+        ]));
+        await quiet.rawPool.query('UPDATE rollup_pending SET body = $1 WHERE id = $2', [JSON.stringify({ m: body.m, d }), pending.rows[1].id]);
+        await quiet.settle();
+        assert.equal((await quiet.rawPool.query('SELECT count(*)::int AS n FROM rollup_pending')).rows[0].n, 0);
+        for (const m of ms) await assertRollupsMatchEvents(quiet, t, m);
+        for (const m of ms) assert.deepEqual(await reconcileMeter({ store: quiet }, t, m), [], m.slug);
+      } finally {
+        await quiet.close();
+      }
     });
 
     it('answers a usage read in one statement when nothing is pending, and folds first when something is', async () => {

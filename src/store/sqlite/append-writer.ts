@@ -6,6 +6,7 @@ import { eventKey, type AppendItem } from '../store.js';
 import type { AppendStatus } from '../../modules/events/events.types.js';
 import { formatDecimal } from '../../core/decimal.js';
 import { RollupWriter } from './rollup-writer.js';
+import { indexIn } from '../index-in.js';
 import { EventKeys, type DedupeOptions } from './dedupe/event-keys.js';
 import { hashKey } from './dedupe/key-filter.js';
 import { FOLD_DEFAULTS, PendingBatch, PendingRollups, type FoldOptions, type GatheredFold } from './pending-rollups.js';
@@ -51,13 +52,9 @@ export function toWire(tenantId: string, metersVersion: number, items: AppendIte
   const events = items.map(({ event: e, deltas }): WireEvent => {
     const contributions: Array<number | string | null> = [];
     for (const d of deltas) {
-      let m = meterIds.get(d.meterId);
-      if (m === undefined) meterIds.set(d.meterId, (m = meters.push(d.meterId) - 1));
-      let g = groupIds.get(d.groupKey);
-      if (g === undefined) groupIds.set(d.groupKey, (g = groups.push(d.groupKey) - 1));
       // A single event's partial (partialOf): its value is the latest value.
       const v = d.partial.latestValue;
-      contributions.push(m, g, v === null ? null : formatDecimal(v), d.unique ?? null);
+      contributions.push(indexIn(meters, meterIds, d.meterId), indexIn(groups, groupIds, d.groupKey), v === null ? null : formatDecimal(v), d.unique ?? null);
     }
     return [e.source, e.id, e.type, e.subject, e.time, e.dataJson, e.hash, contributions];
   });

@@ -14,6 +14,7 @@
 import type Database from 'better-sqlite3';
 import { floorHour } from '../../core/time.js';
 import type { RollupWriter } from './rollup-writer.js';
+import { indexIn } from '../index-in.js';
 
 /**
  * A pending row's events (accepted, with contributions), flat: per event its seq, subject, time
@@ -64,13 +65,6 @@ interface PendingRow {
   groupIds: Map<string, number>;
   events: number;
   flat: PendingEvents;
-}
-
-/** The index of `value` in `list`, appended the first time. */
-function indexIn(list: string[], ids: Map<string, number>, value: string): number {
-  let i = ids.get(value);
-  if (i === undefined) ids.set(value, (i = list.push(value) - 1));
-  return i;
 }
 
 /** Events per pending row at most (a row is parsed whole when folded). */
