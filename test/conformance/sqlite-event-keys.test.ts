@@ -39,17 +39,21 @@ function append(writer: AppendWriter, tenant: string, events: WireEvent[]): Appe
   return r;
 }
 
+/** Every key: those of the sealed runs and merges, and those of the open run's log. */
+const ALL_KEYS = 'SELECT key, seq FROM event_keys UNION ALL SELECT key, seq FROM event_key_log';
+
 /** Every stored event's key is in exactly one run, and every run's row says what it holds. */
 function assertKeysSound(db: Database.Database) {
   const events = db.prepare('SELECT count(*) FROM events').pluck().get();
-  const keys = db.prepare('SELECT count(*) FROM event_keys').pluck().get();
+  const keys = db.prepare(`SELECT count(*) FROM (${ALL_KEYS})`).pluck().get();
   assert.equal(keys, events, 'one key per stored event');
-  const twice = db.prepare('SELECT key FROM event_keys GROUP BY key HAVING count(*) > 1').pluck().all();
+  const twice = db.prepare(`SELECT key FROM (${ALL_KEYS}) GROUP BY key HAVING count(*) > 1`).pluck().all();
   assert.deepEqual(twice, [], 'no key in two runs');
   const orphans = db.prepare('SELECT DISTINCT run FROM event_keys WHERE run NOT IN (SELECT run FROM event_key_runs)').pluck().all();
   assert.deepEqual(orphans, [], 'every key in a known run');
+  assert.equal(db.prepare("SELECT count(*) FROM event_keys WHERE run IN (SELECT run FROM event_key_runs WHERE state = 'open')").pluck().get(), 0, 'the open run is its log');
   const wrong = db.prepare(
-    `SELECT k.key FROM event_keys k JOIN events e ON e.seq = k.seq
+    `SELECT k.key FROM (${ALL_KEYS}) k JOIN events e ON e.seq = k.seq
      WHERE k.key != e.tenant_id || char(0) || e.source || char(0) || e.event_id`,
   ).pluck().all();
   assert.deepEqual(wrong, [], 'each key points at its own event');
@@ -185,6 +189,46 @@ describe('sqlite event keys', () => {
       for (const m of sqliteMigrations.filter((x) => x.version >= 7).reverse()) db.exec(m.down);
       assert.equal(db.prepare("SELECT count(*) FROM sqlite_master WHERE name IN ('event_keys', 'event_key_runs', 'event_key_state')").pluck().get(), 0);
       assert.throws(() => insert.run('ten', 'a', 'old-1', null, null, 1, null, 'x', 1), /UNIQUE constraint failed/);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('keep the open run of a database from before the log (migration 10), both ways', () => {
+    const path = join(dir, 'migrate-log.sqlite');
+    const db = databaseAt(path, 9);
+    try {
+      const insert = db.prepare('INSERT INTO events (tenant_id, source, event_id, type, subject, time, data, hash, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
+      // As version 9 left it: a sealed run and an open run, both in event_keys.
+      db.exec("INSERT INTO event_key_runs (run, level, keys, state) VALUES (1, 0, 2, 'sealed'), (2, 0, 2, 'open')");
+      for (const [run, id] of [[1, 'a'], [1, 'b'], [2, 'c'], [2, 'd']] as const) {
+        const seq = Number(insert.run('ten', 'src', id, 'api.call', 'sub', 1, '{"v":0}', 'hash-0', 1).lastInsertRowid);
+        db.prepare('INSERT INTO event_keys (run, key, seq) VALUES (?, ?, ?)').run(run, eventKey('ten', 'src', id), seq);
+      }
+      db.exec(sqliteMigrations.find((m) => m.version === 10)!.up);
+      assert.deepEqual(db.prepare('SELECT key FROM event_key_log ORDER BY seq').pluck().all(), ['c', 'd'].map((id) => eventKey('ten', 'src', id)));
+      const writer = new AppendWriter(db, { dedupe: { runKeys: 3, fanIn: 4, chunkKeys: 2 } });
+      assert.deepEqual(append(writer, 'ten', ['a', 'b', 'c', 'd', 'e'].map((id) => wire('src', id, 0))), ['duplicate', 'duplicate', 'duplicate', 'duplicate', 'accepted']);
+      assertKeysSound(db);
+      writer.stop();
+      db.exec(sqliteMigrations.find((m) => m.version === 10)!.down);
+      assert.deepEqual(db.prepare('SELECT run, count(*) AS n FROM event_keys GROUP BY run').all(), [{ run: 1, n: 2 }, { run: 2, n: 3 }]);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('forget the keys of a commit that failed: retried, its events are new', () => {
+    const path = join(dir, 'rollback.sqlite');
+    const db = databaseAt(path);
+    try {
+      const writer = new AppendWriter(db, { dedupe: TINY });
+      append(writer, 'ten', [wire('src', 'before', 0)]);
+      // The second event breaks the transaction (events.source is NOT NULL) after the first one's key was added.
+      const broken = [wire('src', 'first', 0), [null, 'second', 'api.call', 'sub', 1, null, 'h', []] as unknown as WireEvent];
+      assert.throws(() => writer.commit([{ tenantId: 'ten', metersVersion: 0, meters: [], groups: [], events: broken }]), /NOT NULL/);
+      assert.deepEqual(append(writer, 'ten', [wire('src', 'first', 0), wire('src', 'before', 0)]), ['accepted', 'duplicate']);
+      assertKeysSound(db);
     } finally {
       db.close();
     }

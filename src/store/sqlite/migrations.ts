@@ -245,6 +245,19 @@ export const sqliteMigrations: Migration[] = [
       INSERT INTO fold_state (id, generation) VALUES (1, 0);`,
     down: `DROP TABLE fold_state;`,
   },
+  {
+    version: 10,
+    name: 'open event key run as a log',
+    // The open run's keys in arrival order (see dedupe/event-keys.ts): a commit appends to one page
+    // instead of dirtying a leaf of the sorted run per key.
+    up: `
+      CREATE TABLE event_key_log (seq INTEGER PRIMARY KEY, key TEXT NOT NULL);
+      INSERT INTO event_key_log (seq, key) SELECT seq, key FROM event_keys WHERE run IN (SELECT run FROM event_key_runs WHERE state = 'open') ORDER BY seq;
+      DELETE FROM event_keys WHERE run IN (SELECT run FROM event_key_runs WHERE state = 'open');`,
+    down: `
+      INSERT INTO event_keys (run, key, seq) SELECT (SELECT run FROM event_key_runs WHERE state = 'open'), key, seq FROM event_key_log ORDER BY key;
+      DROP TABLE event_key_log;`,
+  },
 ];
 
 /** Rebuilds the per-subject rollup tables with their keys starting `first`, indexed by `second`. */

@@ -2,10 +2,14 @@
 //
 // Why runs: a single unique index over random UUIDs puts each new key on a random leaf, so past a
 // few million events every event dirties its own 4 KiB page (written to the WAL, then again at
-// checkpoint). Here new keys go to one small open run whose pages stay hot and shared; a full run
-// is sealed, and runs of a level are merged, in key order, into one run of the next level (FAN_IN to
-// one), a chunk at a time between commits. A key is in exactly one run at every commit, and a
+// checkpoint). Here new keys go to one small open run; a full run is sealed (sorted into
+// event_keys), and runs of a level are merged, in key order, into one run of the next level (FAN_IN
+// to one), a chunk at a time between commits. A key is in exactly one run at every commit, and a
 // lookup asks only the runs whose Bloom filter says "maybe".
+//
+// The open run is a log in arrival order (event_key_log, keyed by seq), so a commit appends to its
+// last page, and the writer looks its keys up in a map it keeps. Kept sorted on disk, a commit's
+// random keys dirtied a leaf each: 45 of the 80 pages a 32-event commit wrote to the WAL.
 //
 // Filters live in memory, so a second process writing the same file (the CLI beside a server) must
 // not leave them stale: every transaction that writes keys bumps a generation number, and a writer
@@ -40,8 +44,6 @@ interface Run {
   filter: KeyFilter;
   /** Targets only: keys this process put in the filter; NaN when it cannot know (another writer moved some). */
   filterKeys?: number;
-  /** Open run only: another writer may have added keys, so its filter cannot say "not here" and it is always probed. */
-  probeAlways?: boolean;
 }
 
 interface RunRow {
@@ -59,6 +61,12 @@ export class EventKeys {
   /** Probed in this order: the open run first (retries are recent), then newest to oldest. */
   private runs: Run[] = [];
   private open!: Run;
+  /** The open run's keys (its log) and their seqs: lookups in the open run never touch the disk. */
+  private openKeys = new Map<string, number>();
+  /** The largest seq in openKeys: a log row above it was written by another writer since. */
+  private openLastSeq = 0;
+  /** openKeys may hold keys of a rolled-back transaction: read the log again, whole. */
+  private openStale = true;
   /** The generation this writer last wrote; any other value in the table means another writer wrote since. */
   private generation = -1;
 
@@ -68,7 +76,11 @@ export class EventKeys {
       generation: db.prepare<[], number>('SELECT generation FROM event_key_state WHERE id = 1').pluck(),
       bump: db.prepare<[], number>('UPDATE event_key_state SET generation = generation + 1 WHERE id = 1 RETURNING generation').pluck(),
       find: db.prepare<[number, string], number>('SELECT seq FROM event_keys WHERE run = ? AND key = ?').pluck(),
-      insert: db.prepare<[number, string, number]>('INSERT INTO event_keys (run, key, seq) VALUES (?, ?, ?)'),
+      log: db.prepare<[number, string]>('INSERT INTO event_key_log (seq, key) VALUES (?, ?)'),
+      logAfter: db.prepare<[number], { seq: number; key: string }>('SELECT seq, key FROM event_key_log WHERE seq > ? ORDER BY seq'),
+      // SQLite sorts the log itself, so the sealed run's B-tree grows at its end.
+      sealLog: db.prepare<[number]>('INSERT INTO event_keys (run, key, seq) SELECT ?, key, seq FROM event_key_log ORDER BY key'),
+      clearLog: db.prepare('DELETE FROM event_key_log'),
       keysOf: db.prepare<[number], string>('SELECT key FROM event_keys WHERE run = ?').pluck(),
       countOf: db.prepare<[number], number>('SELECT count(*) FROM event_keys WHERE run = ?').pluck(),
       runs: db.prepare<[], RunRow>('SELECT run, level, keys, state, merge_into, filter IS NOT NULL AS has_filter FROM event_key_runs ORDER BY run DESC'),
@@ -124,15 +136,18 @@ export class EventKeys {
    */
   abandon(): void {
     this.generation = -1;
+    this.openStale = true;
   }
 
   /** The seq of the stored event with this key, if there is one. */
   find(key: string, h: KeyHash): number | undefined {
+    const recent = this.openKeys.get(key);
+    if (recent !== undefined) return recent;
     let targetProbed = false;
     for (const run of this.runs) {
       // A target holds keys taken from its sources, whose filters know them; its own filter may
       // lack what another writer moved.
-      if (run.state === 'target' || (!run.probeAlways && !run.filter.mayContain(h))) continue;
+      if (run.state !== 'sealed' || !run.filter.mayContain(h)) continue;
       const seq = this.s.find.get(run.id, key);
       if (seq !== undefined) return seq;
       if (run.mergeInto !== null && !targetProbed) {
@@ -146,8 +161,10 @@ export class EventKeys {
 
   /** Records a new event's key, inside the transaction that stores the event. */
   add(key: string, h: KeyHash, seq: number): void {
-    this.s.insert.run(this.open.id, key, seq);
-    // A rolled-back transaction leaves these bits set: a false "maybe", never a missed key.
+    this.s.log.run(seq, key);
+    // A rolled-back transaction leaves these behind until abandon() has the log read again.
+    this.openKeys.set(key, seq);
+    this.openLastSeq = seq;
     this.open.filter.add(h);
     this.open.keys++;
   }
@@ -223,12 +240,7 @@ export class EventKeys {
         }
         return { ...run, filter };
       }
-      if (r.state === 'open') {
-        if (was?.state === 'open') return { ...was, probeAlways: true };
-        // New to this process (at start, or opened by another writer): a filter of what it holds now.
-        const keys = this.s.countOf.get(r.run)!;
-        return { ...run, keys, filter: this.filterOf(r.run, Math.max(this.opts.runKeys * 2, keys)) };
-      }
+      if (r.state === 'open') return this.catchUpOpen(run, was);
       const keys = rows.filter((x) => x.merge_into === r.run).reduce((n, x) => n + x.keys, 0);
       if (was?.state === 'target') return { ...run, keys, filter: was.filter, filterKeys: NaN };
       if (!atStart) return { ...run, keys, filter: KeyFilter.sized(keys), filterKeys: NaN };
@@ -239,26 +251,49 @@ export class EventKeys {
     this.runs = [this.open, ...this.runs.filter((r) => r !== this.open)];
   }
 
+  /**
+   * The open run as stored: what another writer appended to the log since this one last wrote is
+   * added to the map and filter; a run new to this process, or a map that may hold rolled-back keys,
+   * is read from the log whole.
+   */
+  private catchUpOpen(run: Omit<Run, 'filter'>, was: Run | undefined): Run {
+    const whole = this.openStale || was?.state !== 'open' || was.id !== run.id;
+    const filter = whole ? KeyFilter.sized(this.opts.runKeys * 2) : was.filter;
+    if (whole) {
+      this.openKeys = new Map();
+      this.openLastSeq = 0;
+      this.openStale = false;
+    }
+    for (const { seq, key } of this.s.logAfter.iterate(this.openLastSeq)) {
+      this.openKeys.set(key, seq);
+      this.openLastSeq = seq;
+      filter.add(hashKey(key));
+    }
+    return { ...run, keys: this.openKeys.size, filter };
+  }
+
   private filterOf(run: number, capacity: number): KeyFilter {
     const filter = KeyFilter.sized(capacity);
     for (const key of this.s.keysOf.iterate(run)) filter.add(hashKey(key));
     return filter;
   }
 
-  /** The open run becomes sealed, with a filter sized to its keys; a new open run takes its place. */
+  /** The open run's log is sorted into a sealed run, with its filter; a new open run takes its place. */
   private sealOpen(): void {
     const old = this.open;
-    const keys = this.s.countOf.get(old.id)!;
-    // This writer's own filter of the run holds every key stored in it, unless another writer added
-    // some (probeAlways): then it is made again from what is stored. Kept, it is sized for twice the
-    // run's keys (fewer false positives) and may hold bits of a rolled-back commit (a false "maybe"
-    // costs a probe, never a missed key). Made again, it re-read and re-hashed every key of the run:
-    // bench/event-keys.ts spent 7% of its time there.
-    const filter = old.probeAlways ? this.filterOf(old.id, keys) : old.filter;
+    const keys = Number(this.s.sealLog.run(old.id).changes);
+    this.s.clearLog.run();
+    // The open run's filter holds every key of the log (begin() caught up with other writers), sized
+    // for twice the run's keys (fewer false positives); it may hold bits of a rolled-back commit (a
+    // false "maybe" costs a probe, never a missed key). Made again, it re-read and re-hashed every
+    // key of the run: bench/event-keys.ts spent 7% of its time there.
+    const filter = old.filter;
     this.s.seal.run(keys, filter.toBytes(), old.id);
     const id = Number(this.s.newRun.run(0, 'open').lastInsertRowid);
     const sealed: Run = { id: old.id, level: old.level, keys, state: 'sealed', mergeInto: null, filter };
     this.open = { id, level: 0, keys: 0, state: 'open', mergeInto: null, filter: KeyFilter.sized(this.opts.runKeys * 2) };
+    this.openKeys = new Map();
+    this.openLastSeq = 0;
     this.runs = [this.open, sealed, ...this.runs.filter((r) => r !== old)];
   }
 
