@@ -1,5 +1,5 @@
-// WAL written per event by B2-shaped ingestion on PostgreSQL, in-process (no HTTP): batches of 100
-// random-UUID events at time = now, 32 in flight, for SECS seconds, into a schema that is kept between
+// WAL written per event by B2-shaped ingestion on PostgreSQL, in-process (no HTTP): batches of BATCH=100
+// random-UUID events at time = now, CALLS=32 in flight (BATCH=1 CALLS=64: B1-shaped), for SECS seconds, into a schema that is kept between
 // runs and seeded with N events (the bench's month, through the bulk path) the first time. Prints events/s,
 // WAL bytes per event and full-page images per event (pg_stat_wal, so the server should be otherwise idle).
 //   N=3000000 SECS=15 SCHEMA=walbench node --import tsx bench/pg-wal.ts    (drop the schema to start over)
@@ -14,6 +14,8 @@ const PG = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const SCHEMA = process.env.SCHEMA ?? 'walbench';
 const N = Number(process.env.N ?? 3_000_000);
 const SECS = Number(process.env.SECS ?? 15);
+const BATCH = Number(process.env.BATCH ?? 100);
+const CALLS = Number(process.env.CALLS ?? 32);
 
 const admin = new pg.Client({ connectionString: PG });
 await admin.connect();
@@ -31,16 +33,16 @@ try {
   const before = await wal();
   const end = Date.now() + SECS * 1000;
   let events = 0;
-  await Promise.all(Array.from({ length: 32 }, async () => {
+  await Promise.all(Array.from({ length: CALLS }, async () => {
     while (Date.now() < end) {
       const now = Date.now();
-      const batch = Array.from({ length: 100 }, () => {
+      const batch = Array.from({ length: BATCH }, () => {
         const v = validateEvent(JSON.parse(eventJson(new Date(now).toISOString())), limits, now);
         if (!v.ok) throw new Error(v.error);
         return v.event;
       });
       await s.events.append(TENANT, batch);
-      events += 100;
+      events += BATCH;
     }
   }));
   const after = await wal();

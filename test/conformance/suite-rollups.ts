@@ -116,6 +116,19 @@ export function rollupsSuite(ctx: Suite) {
       for (const m of meters) await assertRollupsMatchEvents(ctx.store, t, m);
     });
 
+    it('count each event once whether a commit repeats its own events, stored ones, or none', async () => {
+      // On PostgreSQL the three take different paths to rollup_pending (see postgres/append.ts).
+      const t = await newTenant(ctx.store);
+      const m = mkMeter(t, 'sum', 'SUM');
+      await createMeter(ctx.store, m);
+      const e = (id: string, value: string) => mkEvent({ id, time: T0, data: { value } });
+      assert.deepEqual(await append(ctx.store, t, [e('a', '1'), e('b', '2')]), ['accepted', 'accepted']);
+      assert.deepEqual(await append(ctx.store, t, [e('c', '4'), e('c', '4'), e('d', '8'), e('d', '16')]), ['accepted', 'duplicate', 'accepted', 'conflict']);
+      assert.deepEqual(await append(ctx.store, t, [e('a', '1'), e('b', '3'), e('f', '32')]), ['duplicate', 'conflict', 'accepted']);
+      assert.equal(await total(ctx, t, m), '47');
+      await assertRollupsMatchEvents(ctx.store, t, m);
+    });
+
     it('stay exact when meters are created while appends are in flight', async () => {
       const t = await newTenant(ctx.store);
       const writer = ctx.db.open();

@@ -9,7 +9,7 @@ import { StaleMetersError, eventKey } from '../store.js';
 import type { AppendStatus } from '../../modules/events/events.types.js';
 import { validationError } from '../../core/errors.js';
 import { byKey } from './writes.js';
-import { PendingChunks, recordPending } from './pending.js';
+import { PENDING_INSERT, PendingChunks, pendingJson, recordPending } from './pending.js';
 
 export interface AppendJob {
   tenantId: string;
@@ -60,41 +60,49 @@ export function unstorable(job: AppendJob): Error | undefined {
 }
 
 export async function commitAppends(c: pg.ClientBase, jobs: AppendJob[], now: number): Promise<JobResult[]> {
-  // FOR SHARE: createMeter/deleteMeter UPDATE this row, so they wait for us and we for them.
-  const tenants = [...new Set(jobs.map((j) => j.tenantId))].sort(byKey);
-  const versions = new Map<string, number>();
-  const v = await c.query<{ id: string; meters_version: string }>({
-    name: 'meterd-append-tenants',
-    text: 'SELECT id, meters_version FROM tenants WHERE id = ANY($1::text[]) ORDER BY id FOR SHARE',
-    values: [tenants],
-  });
-  for (const r of v.rows) versions.set(r.id, Number(r.meters_version));
-
-  const results: JobResult[] = jobs.map((j) => ((versions.get(j.tenantId) ?? 0) === j.metersVersion ? [] : new StaleMetersError()));
-  // The first occurrence of a key in the group is inserted; later ones are judged by hash.
-  const candidates: Candidate[] = [];
-  const digests = jobs.map((j, ji) => (results[ji] instanceof Error ? [] : j.items.map(({ event: e }) => keyDigest(j.tenantId, e.source, e.id))));
+  // The first occurrence of a key in the group is a candidate for insertion; later ones are judged by hash.
+  const digests = jobs.map((j) => j.items.map(({ event: e }) => keyDigest(j.tenantId, e.source, e.id)));
   const seen = new Set<string>();
+  const firsts: Candidate[] = [];
   jobs.forEach((j, ji) => {
-    if (results[ji] instanceof Error) return;
     j.items.forEach((_, ii) => {
       const key = digests[ji][ii];
       if (seen.has(key)) return;
       seen.add(key);
-      candidates.push({ job: ji, item: ii, key, seq: 0 });
+      firsts.push({ job: ji, item: ii, key, seq: 0 });
     });
   });
+
+  // One round trip for the tenants' meter versions and the sequence numbers (in arrival order; a stale
+  // job's go unused). FOR SHARE: createMeter/deleteMeter UPDATE the tenant row, so they wait for us and we for them.
+  const tenants = [...new Set(jobs.map((j) => j.tenantId))].sort(byKey);
+  const head = await c.query<{ versions: Array<[string, string]> | null; seqs: string[] }>({
+    name: 'meterd-append-head',
+    text: `WITH t AS (SELECT id, meters_version FROM tenants WHERE id = ANY($1::text[]) ORDER BY id FOR SHARE)
+      SELECT (SELECT json_agg(json_build_array(id, meters_version::text)) FROM t) AS versions,
+             ARRAY(SELECT nextval('event_seq')::text FROM generate_series(1, $2::int)) AS seqs`,
+    values: [tenants, firsts.length],
+  });
+  const versions = new Map((head.rows[0].versions ?? []).map(([id, v]) => [id, Number(v)]));
+  const results: JobResult[] = jobs.map((j) => ((versions.get(j.tenantId) ?? 0) === j.metersVersion ? [] : new StaleMetersError()));
+  firsts.forEach((k, i) => (k.seq = Number(head.rows[0].seqs[i])));
+  const candidates = firsts.filter((k) => !(results[k.job] instanceof Error));
   if (candidates.length === 0) return results;
 
-  // Sequence numbers in arrival order, rows inserted in key order (lock order across processes).
-  const seqs = await c.query<{ s: string }>({ name: 'meterd-append-seqs', text: "SELECT nextval('event_seq') AS s FROM generate_series(1, $1::int)", values: [candidates.length] });
-  candidates.forEach((k, i) => (k.seq = Number(seqs.rows[i].s)));
   const sorted = [...candidates].sort((a, b) => byKey(a.key, b.key));
   const ev = (k: Candidate) => jobs[k.job].items[k.item].event;
+  // The pending rows as if every candidate is new, the common case: the same statement stores them
+  // when it inserted every key, which saves a round trip; otherwise they are made again below.
+  const hoped = new PendingChunks();
+  for (const k of candidates) {
+    const { deltas } = jobs[k.job].items[k.item];
+    for (const d of deltas) d.partial.latestSeq = k.seq;
+    hoped.add(jobs[k.job].tenantId, deltas);
+  }
 
-  // Keys and events in one statement, the rows as one JSON parameter: PostgreSQL parses it in C,
-  // where pg's array literals escaped every element in JavaScript (bench B2 profile: that escaping
-  // and its garbage were the servers' largest cost after the folds moved into SQL).
+  // Keys, events and pending rows in one statement, the rows as one JSON parameter each: PostgreSQL
+  // parses it in C, where pg's array literals escaped every element in JavaScript (bench B2 profile:
+  // that escaping and its garbage were the servers' largest cost after the folds moved into SQL).
   const rows = sorted.map((k) => {
     const e = ev(k);
     return { k: k.key, t: jobs[k.job].tenantId, s: e.source, i: e.id, h: e.hash, q: k.seq, m: e.time, y: e.type, u: e.subject, d: e.dataJson };
@@ -111,42 +119,49 @@ export async function commitAppends(c: pg.ClientBase, jobs: AppendJob[], now: nu
      stored AS (
        INSERT INTO events (seq, tenant_id, source, event_id, type, subject, time, data, ingested_at)
        SELECT q, t, s, i, y, u, m, d, $2::bigint FROM x JOIN k ON k.seq = x.q
+     ),
+     pending AS (
+       ${PENDING_INSERT} FROM json_to_recordset($3::json) AS p(t text, e int, b json) WHERE (SELECT count(*) FROM k) = $4::int
      )
      SELECT seq FROM k`,
-    values: [JSON.stringify(rows), now],
+    values: [JSON.stringify(rows), now, pendingJson(hoped.chunks), candidates.length],
   });
   const acceptedSeqs = new Set(inserted.rows.map((r) => Number(r.seq)));
   const accepted = candidates.filter((k) => acceptedSeqs.has(k.seq));
+  // Every candidate new: the statement stored their pending rows (the condition it checked).
+  const pendingStored = accepted.length === candidates.length;
+  const others = jobs.flatMap((j, ji) => (results[ji] instanceof Error ? [] : j.items.map((_, ii) => ({ tenant: j.tenantId, key: digests[ji][ii] }))));
+  // Every event new, none repeated within the group: statuses only.
+  if (pendingStored && accepted.length === others.length) {
+    for (const k of accepted) (results[k.job] as AppendStatus[])[k.item] = 'accepted';
+    return results;
+  }
 
   // A new statement has a new snapshot: it sees a concurrent winner that committed while our
   // INSERT waited on its key (READ COMMITTED), and our own rows for in-group repeats. The stored
   // event's source and id are read with its content hash, so two keys sharing a digest (about 2^-64
   // likely at 2^32 events) can never pass for a repeat: that fails the job instead.
   const stored = new Map<string, { hash: string; source: string | null; id: string | null }>();
-  const others = jobs.flatMap((j, ji) => (results[ji] instanceof Error ? [] : j.items.map((_, ii) => ({ tenant: j.tenantId, key: digests[ji][ii] }))));
-  if (accepted.length < others.length) {
-    const r = await c.query<{ key: string; hash: string; source: string | null; event_id: string | null }>({
-      name: 'meterd-append-repeats',
-      text: `SELECT w.key::text AS key, k.hash, e.source, e.event_id
-       FROM unnest($1::uuid[], $2::text[]) AS w(key, tenant_id)
-       JOIN event_ids k ON k.key = w.key
-       LEFT JOIN events e ON e.tenant_id = w.tenant_id AND e.time = k.time AND e.seq = k.seq`,
-      values: [others.map((o) => o.key), others.map((o) => o.tenant)],
-    });
-    for (const row of r.rows) stored.set(row.key, { hash: row.hash, source: row.source, id: row.event_id });
-  }
+  const r = await c.query<{ key: string; hash: string; source: string | null; event_id: string | null }>({
+    name: 'meterd-append-repeats',
+    text: `SELECT w.key::text AS key, k.hash, e.source, e.event_id
+     FROM unnest($1::uuid[], $2::text[]) AS w(key, tenant_id)
+     JOIN event_ids k ON k.key = w.key
+     LEFT JOIN events e ON e.tenant_id = w.tenant_id AND e.time = k.time AND e.seq = k.seq`,
+    values: [others.map((o) => o.key), others.map((o) => o.tenant)],
+  });
+  for (const row of r.rows) stored.set(row.key, { hash: row.hash, source: row.source, id: row.event_id });
 
+  // Unless the statement stored them, the pending rows of the accepted events.
   const pending = new PendingChunks();
-  const acceptedAt = new Map(accepted.map((k) => [`${k.job}:${k.item}`, k.seq]));
+  const acceptedAt = new Set(accepted.map((k) => `${k.job}:${k.item}`));
   jobs.forEach((j, ji) => {
     const statuses = results[ji];
     if (statuses instanceof Error) return;
     j.items.forEach(({ event: e, deltas: ds }, ii) => {
-      const seq = acceptedAt.get(`${ji}:${ii}`);
-      if (seq !== undefined) {
+      if (acceptedAt.has(`${ji}:${ii}`)) {
         statuses.push('accepted');
-        for (const d of ds) d.partial.latestSeq = seq;
-        pending.add(j.tenantId, ds);
+        if (!pendingStored) pending.add(j.tenantId, ds);
       } else {
         const was = stored.get(digests[ji][ii]);
         if (was && was.source !== null && (was.source !== e.source || was.id !== e.id)) {

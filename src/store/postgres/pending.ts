@@ -73,15 +73,20 @@ export class PendingChunks {
   }
 }
 
+/** Pending rows as one JSON parameter, bodies embedded as JSON (not as escaped strings): see append.ts. */
+export const pendingJson = (chunks: PendingChunks['chunks']): string =>
+  JSON.stringify(chunks.map((ch) => ({ t: ch.tenant, e: ch.events.length, b: { m: ch.meters, g: ch.groups, e: ch.events } })));
+
+/** The insert of pending rows from such a parameter, read as p(t text, e int, b json). */
+export const PENDING_INSERT = 'INSERT INTO rollup_pending (tenant_id, events, body) SELECT t, e, b::text';
+
 /** Stores a commit's contributions, in the caller's (the commit's) transaction. */
 export async function recordPending(c: pg.ClientBase, chunks: PendingChunks['chunks']): Promise<void> {
   if (chunks.length === 0) return;
-  // One JSON parameter, bodies embedded as JSON (not as escaped strings): see append.ts.
-  const rows = chunks.map((ch) => ({ t: ch.tenant, e: ch.events.length, b: { m: ch.meters, g: ch.groups, e: ch.events } }));
   await c.query({
     name: 'meterd-pending-insert',
-    text: 'INSERT INTO rollup_pending (tenant_id, events, body) SELECT t, e, b::text FROM json_to_recordset($1::json) AS x(t text, e int, b json)',
-    values: [JSON.stringify(rows)],
+    text: `${PENDING_INSERT} FROM json_to_recordset($1::json) AS p(t text, e int, b json)`,
+    values: [pendingJson(chunks)],
   });
 }
 
