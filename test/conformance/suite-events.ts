@@ -2,7 +2,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Suite } from './suite-context.js';
-import type { AppendStatus, StoredEvent } from '../../src/modules/events/events.types.js';
+import type { AppendStatus, NewEvent, StoredEvent } from '../../src/modules/events/events.types.js';
+import { MeterSet } from '../../src/modules/meters/meter-eval.js';
 import { ALL_BUCKETS, append, createMeter, mkEvent, mkMeter, newTenant, prng, uid } from './helpers.js';
 
 const T0 = Date.UTC(2024, 2, 1);
@@ -21,6 +22,23 @@ export function eventsSuite(ctx: Suite) {
       const stored = await ctx.store.listEvents(t, {}, undefined, 100);
       assert.equal(stored.length, 4);
       assert.deepEqual(stored.find((e) => e.id === 'a')?.data, { value: 1 });
+    });
+
+    it('store an event whose first copy in a commit came in a call with stale meters', async () => {
+      const t = await newTenant(ctx.store);
+      const before = await ctx.store.listMeters(t);
+      await createMeter(ctx.store, mkMeter(t, 'calls', 'COUNT'));
+      const now = await ctx.store.listMeters(t);
+      const items = (set: MeterSet, events: NewEvent[]) => events.map((event) => ({ event, deltas: set.deltasFor(event) }));
+      const e = mkEvent({ id: 'k', time: T0 });
+      // Sent together, so one group commit holds both calls.
+      const [stale, fresh] = await Promise.allSettled([
+        ctx.store.appendEvents(t, before.version, items(new MeterSet(before.version, before.meters), [e])),
+        ctx.store.appendEvents(t, now.version, items(new MeterSet(now.version, now.meters), [mkEvent({ id: 'j', time: T0 }), e])),
+      ]);
+      assert.equal(stale.status, 'rejected');
+      assert.deepEqual(fresh.status === 'fulfilled' && fresh.value, ['accepted', 'accepted']);
+      assert.deepEqual((await ctx.store.listEvents(t, {}, undefined, 10)).map((x) => x.id).sort(), ['j', 'k']);
     });
 
     it('accept each id exactly once under many concurrent calls from two stores on one database', async () => {

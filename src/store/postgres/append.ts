@@ -60,33 +60,35 @@ export function unstorable(job: AppendJob): Error | undefined {
 }
 
 export async function commitAppends(c: pg.ClientBase, jobs: AppendJob[], now: number): Promise<JobResult[]> {
-  // The first occurrence of a key in the group is a candidate for insertion; later ones are judged by hash.
   const digests = jobs.map((j) => j.items.map(({ event: e }) => keyDigest(j.tenantId, e.source, e.id)));
-  const seen = new Set<string>();
-  const firsts: Candidate[] = [];
-  jobs.forEach((j, ji) => {
-    j.items.forEach((_, ii) => {
-      const key = digests[ji][ii];
-      if (seen.has(key)) return;
-      seen.add(key);
-      firsts.push({ job: ji, item: ii, key, seq: 0 });
-    });
-  });
+  // Every key of the group, in arrival order, gets a seq, used by its first occurrence in a job that is not stale.
+  const keys = [...new Set(digests.flat())];
 
-  // One round trip for the tenants' meter versions and the sequence numbers (in arrival order; a stale
-  // job's go unused). FOR SHARE: createMeter/deleteMeter UPDATE the tenant row, so they wait for us and we for them.
+  // One round trip for the tenants' meter versions and the sequence numbers (a stale job's may go
+  // unused). FOR SHARE: createMeter/deleteMeter UPDATE the tenant row, so they wait for us and we for them.
   const tenants = [...new Set(jobs.map((j) => j.tenantId))].sort(byKey);
   const head = await c.query<{ versions: Array<[string, string]> | null; seqs: string[] }>({
     name: 'meterd-append-head',
     text: `WITH t AS (SELECT id, meters_version FROM tenants WHERE id = ANY($1::text[]) ORDER BY id FOR SHARE)
       SELECT (SELECT json_agg(json_build_array(id, meters_version::text)) FROM t) AS versions,
              ARRAY(SELECT nextval('event_seq')::text FROM generate_series(1, $2::int)) AS seqs`,
-    values: [tenants, firsts.length],
+    values: [tenants, keys.length],
   });
   const versions = new Map((head.rows[0].versions ?? []).map(([id, v]) => [id, Number(v)]));
+  const seqOf = new Map(keys.map((key, i) => [key, Number(head.rows[0].seqs[i])]));
   const results: JobResult[] = jobs.map((j) => ((versions.get(j.tenantId) ?? 0) === j.metersVersion ? [] : new StaleMetersError()));
-  firsts.forEach((k, i) => (k.seq = Number(head.rows[0].seqs[i])));
-  const candidates = firsts.filter((k) => !(results[k.job] instanceof Error));
+  // The first occurrence of a key in the group's current jobs is inserted; later ones are judged by hash.
+  const candidates: Candidate[] = [];
+  const seen = new Set<string>();
+  jobs.forEach((j, ji) => {
+    if (results[ji] instanceof Error) return;
+    j.items.forEach((_, ii) => {
+      const key = digests[ji][ii];
+      if (seen.has(key)) return;
+      seen.add(key);
+      candidates.push({ job: ji, item: ii, key, seq: seqOf.get(key)! });
+    });
+  });
   if (candidates.length === 0) return results;
 
   const sorted = [...candidates].sort((a, b) => byKey(a.key, b.key));
