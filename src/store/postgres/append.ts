@@ -91,6 +91,7 @@ export async function commitAppends(c: pg.ClientBase, jobs: AppendJob[], now: nu
   });
   if (candidates.length === 0) return results;
 
+  // Rows inserted in key order: the lock order across processes.
   const sorted = [...candidates].sort((a, b) => byKey(a.key, b.key));
   const ev = (k: Candidate) => jobs[k.job].items[k.item].event;
   // The pending rows as if every candidate is new, the common case: the same statement stores them
