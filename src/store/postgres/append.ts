@@ -133,9 +133,9 @@ export async function commitAppends(c: pg.ClientBase, jobs: AppendJob[], now: nu
   const accepted = candidates.filter((k) => acceptedSeqs.has(k.seq));
   // Every candidate new: the statement stored their pending rows (the condition it checked).
   const pendingStored = accepted.length === candidates.length;
-  const others = jobs.flatMap((j, ji) => (results[ji] instanceof Error ? [] : j.items.map((_, ii) => ({ tenant: j.tenantId, key: digests[ji][ii] }))));
+  const current = jobs.reduce((n, j, ji) => (results[ji] instanceof Error ? n : n + j.items.length), 0);
   // Every event new, none repeated within the group: statuses only.
-  if (pendingStored && accepted.length === others.length) {
+  if (pendingStored && accepted.length === current) {
     for (const k of accepted) (results[k.job] as AppendStatus[])[k.item] = 'accepted';
     return results;
   }
@@ -145,6 +145,7 @@ export async function commitAppends(c: pg.ClientBase, jobs: AppendJob[], now: nu
   // event's source and id are read with its content hash, so two keys sharing a digest (about 2^-64
   // likely at 2^32 events) can never pass for a repeat: that fails the job instead.
   const stored = new Map<string, { hash: string; source: string | null; id: string | null }>();
+  const others = jobs.flatMap((j, ji) => (results[ji] instanceof Error ? [] : j.items.map((_, ii) => ({ tenant: j.tenantId, key: digests[ji][ii] }))));
   const r = await c.query<{ key: string; hash: string; source: string | null; event_id: string | null }>({
     name: 'meterd-append-repeats',
     text: `SELECT w.key::text AS key, k.hash, e.source, e.event_id

@@ -58,7 +58,7 @@ interface RunRow {
 export class EventKeys {
   private readonly opts: Required<DedupeOptions>;
   private readonly s;
-  /** Probed in this order: the open run first (retries are recent), then newest to oldest. */
+  /** The open run first, then newest to oldest: lookups probe the sealed ones in this order (the open run's keys are in openKeys). */
   private runs: Run[] = [];
   private open!: Run;
   /** The open run's keys (its log) and their seqs: lookups in the open run never touch the disk. */
