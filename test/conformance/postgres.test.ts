@@ -33,9 +33,10 @@ if ('url' in postgres) {
       await dropSchemas(url, [schema]);
     });
 
-    it('uses the schema from ?schema= and sets durable session settings, without parallel plans', async () => {
-      const r = await store.rawPool.query('SELECT current_schema() AS s, current_setting($1) AS sc, current_setting($2) AS st, current_setting($3) AS par', ['synchronous_commit', 'statement_timeout', 'max_parallel_workers_per_gather']);
-      assert.deepEqual(r.rows[0], { s: schema, sc: 'on', st: '12345ms', par: '0' });
+    it('uses the schema from ?schema= and sets durable session settings, without parallel plans or JIT compilation', async () => {
+      const r = await store.rawPool.query('SELECT current_schema() AS s, current_setting($1) AS sc, current_setting($2) AS st, current_setting($3) AS par, current_setting($4) AS jit',
+        ['synchronous_commit', 'statement_timeout', 'max_parallel_workers_per_gather', 'jit']);
+      assert.deepEqual(r.rows[0], { s: schema, sc: 'on', st: '12345ms', par: '0', jit: 'off' });
       const t = await store.rawPool.query('SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2', [schema, 'event_ids']);
       assert.equal(t.rows[0].n, 1);
     });

@@ -40,6 +40,12 @@ export function openPool(opts: PostgresOptions): Connection {
     // rollups (bench B4b, 3M events, in-process): 19.8-27.9 ms p50 with the parallel plan PostgreSQL
     // chose, 10.5-13.1 ms without.
     '-c max_parallel_workers_per_gather=0',
+    // No JIT compilation: it pays off only for statements running seconds over millions of rows. Folds
+    // cross its threshold (PostgreSQL counts 100 rows per JSON array) in the custom plans a connection
+    // uses for a prepared statement's first five runs: a 25,000-event fold took 2.4-3.3 s, ~1.4 s of it
+    // compiling, against 1.3-1.4 s without. Generic plans (from the sixth run) and the B4 queries stay
+    // below it (their costliest plan: 5,752 at 1.3M events, against jit_above_cost 100,000).
+    '-c jit=off',
   ];
   if (schema !== undefined) settings.push(`-c search_path=${schema}`);
   const newPool = (max: number) => {
