@@ -91,10 +91,25 @@ export async function recordPending(c: pg.ClientBase, chunks: PendingChunks['chu
 }
 
 const AMOUNT_COLUMNS = 'count, sum, min, max, latest_time, latest_seq, latest_value';
-const LATEST = 'ORDER BY latest_time DESC, latest_seq DESC';
-/** Contributions merged: exact sums, the latest value at the greatest (time, seq). */
-const MERGED = `sum(count) AS count, sum(sum) AS sum, min(min) AS min, max(max) AS max, (array_agg(latest_time ${LATEST}))[1] AS latest_time,
-  (array_agg(latest_seq ${LATEST}))[1] AS latest_seq, (array_agg(latest_value ${LATEST}))[1] AS latest_value`;
+/** Added to times in latest keys so that any JavaScript date is a non-negative number of 17 digits. */
+const TIME_SHIFT = '8640000000000000';
+/**
+ * A contribution's latest value keyed by its (time, seq), as text ordered like that pair: shifted
+ * time in 17 digits, seq in 19, then the value ('' for none). The latest of a group is then one max()
+ * of plain text. Three ordered array_agg()s sorted every group's rows three times: a quarter of a
+ * 25,000-event fold, whose statement went from 1.33-1.44 s to 1.04-1.10 s (same pending rows, rolled back).
+ */
+const latestKey = (time: string, seq: string, value: string) =>
+  `lpad((${time} + ${TIME_SHIFT})::text, 17, '0') || lpad(${seq}::text, 19, '0') || coalesce(${value}, '')`;
+/** The greatest latest key of a group (see latestKey). */
+const LATEST_KEY = 'max(lk COLLATE "C")';
+/** latest_time, latest_seq and latest_value back from a latest key. */
+const fromLatestKey = (k: string) =>
+  `substr(${k}, 1, 17)::bigint - ${TIME_SHIFT}, substr(${k}, 18, 19)::bigint, nullif(substr(${k}, 37), '')::numeric`;
+/** Contributions merged: exact sums, and the latest key. */
+const MERGED = `sum(count) AS count, sum(sum) AS sum, min(min) AS min, max(max) AS max, ${LATEST_KEY} AS lk`;
+/** A coarser level's amounts from hourly rows, grouped. */
+const MERGED_COLUMNS = `sum(count), sum(sum), min(min), max(max), ${fromLatestKey(LATEST_KEY)}`;
 
 /**
  * One statement: the batch's pending rows deleted, their contributions grouped into hourly rows, the
@@ -110,14 +125,14 @@ WITH batch AS (
 c AS (
   SELECT b.tenant_id, b.body->'m'->>((x->>0)::int) AS meter_id, e->>0 AS subject, b.body->'g'->>((x->>1)::int) AS group_key, (e->>1)::bigint AS bucket,
          1::bigint AS count, coalesce((x->>2)::numeric, 0) AS sum, (x->>2)::numeric AS min, (x->>2)::numeric AS max,
-         (e->>2)::bigint AS latest_time, (e->>3)::bigint AS latest_seq, (x->>2)::numeric AS latest_value,
+         ${latestKey("(e->>2)::bigint", "(e->>3)::bigint", "x->>2")} AS lk,
          x->>3 AS value, (e->>4)::bigint AS month, (e->>5)::int AS day_bit
   FROM batch b, jsonb_array_elements(b.body->'e') e, jsonb_array_elements(e->6) x
   UNION ALL
   -- Rows stored by earlier versions: a full row per contribution.
   SELECT b.tenant_id, b.body->'m'->>((e->>0)::int), e->>1, e->>2, (e->>3)::bigint,
          (e->>4)::bigint, (e->>5)::numeric, (e->>6)::numeric, (e->>7)::numeric,
-         (e->>8)::bigint, (e->>9)::bigint, (e->>10)::numeric,
+         ${latestKey("(e->>8)::bigint", "(e->>9)::bigint", "e->>10")},
          e->>11, (e->>12)::bigint, (e->>13)::int
   FROM batch b, jsonb_array_elements(b.body->'d') e
 ),
@@ -126,22 +141,22 @@ h AS MATERIALIZED (
 ),
 hours AS (
   INSERT INTO ${HOUR_LEVEL.table} AS r (tenant_id, meter_id, subject, bucket, group_key, ${AMOUNT_COLUMNS})
-  SELECT * FROM h
+  SELECT tenant_id, meter_id, subject, bucket, group_key, count, sum, min, max, ${fromLatestKey('lk')} FROM h
   ${onConflictSql(HOUR_LEVEL)}
 ),
 days AS (
   INSERT INTO ${SUBJECT_DAY_LEVEL.table} AS r (tenant_id, meter_id, subject, bucket, ${AMOUNT_COLUMNS})
-  SELECT tenant_id, meter_id, subject, ${DAY_OF_BUCKET}, ${MERGED} FROM h GROUP BY 1, 2, 3, 4
+  SELECT tenant_id, meter_id, subject, ${DAY_OF_BUCKET}, ${MERGED_COLUMNS} FROM h GROUP BY 1, 2, 3, 4
   ${onConflictSql(SUBJECT_DAY_LEVEL)}
 ),
 weeks AS (
   INSERT INTO ${SUBJECT_WEEK_LEVEL.table} AS r (tenant_id, meter_id, subject, bucket, ${AMOUNT_COLUMNS})
-  SELECT tenant_id, meter_id, subject, ${WEEK_OF_BUCKET}, ${MERGED} FROM h GROUP BY 1, 2, 3, 4
+  SELECT tenant_id, meter_id, subject, ${WEEK_OF_BUCKET}, ${MERGED_COLUMNS} FROM h GROUP BY 1, 2, 3, 4
   ${onConflictSql(SUBJECT_WEEK_LEVEL)}
 ),
 totals AS (
   INSERT INTO ${TOTAL_LEVEL.table} AS r (tenant_id, meter_id, bucket, group_key, ${AMOUNT_COLUMNS})
-  SELECT tenant_id, meter_id, bucket, group_key, ${MERGED} FROM h GROUP BY 1, 2, 3, 4
+  SELECT tenant_id, meter_id, bucket, group_key, ${MERGED_COLUMNS} FROM h GROUP BY 1, 2, 3, 4
   ${onConflictSql(TOTAL_LEVEL)}
 ),
 uniques AS (
