@@ -258,7 +258,7 @@ export class EventKeys {
    */
   private catchUpOpen(run: Omit<Run, 'filter'>, was: Run | undefined): Run {
     const whole = this.openStale || was?.state !== 'open' || was.id !== run.id;
-    const filter = whole ? KeyFilter.sized(this.opts.runKeys * 2) : was.filter;
+    const filter = whole ? this.openRunFilter() : was.filter;
     if (whole) {
       this.openKeys = new Map();
       this.openLastSeq = 0;
@@ -270,6 +270,11 @@ export class EventKeys {
       filter.add(hashKey(key));
     }
     return { ...run, keys: this.openKeys.size, filter };
+  }
+
+  /** An open run's filter: sized for twice the keys a run holds before it is sealed (fewer false positives). */
+  private openRunFilter(): KeyFilter {
+    return KeyFilter.sized(this.opts.runKeys * 2);
   }
 
   private filterOf(run: number, capacity: number): KeyFilter {
@@ -291,7 +296,7 @@ export class EventKeys {
     this.s.seal.run(keys, filter.toBytes(), old.id);
     const id = Number(this.s.newRun.run(0, 'open').lastInsertRowid);
     const sealed: Run = { id: old.id, level: old.level, keys, state: 'sealed', mergeInto: null, filter };
-    this.open = { id, level: 0, keys: 0, state: 'open', mergeInto: null, filter: KeyFilter.sized(this.opts.runKeys * 2) };
+    this.open = { id, level: 0, keys: 0, state: 'open', mergeInto: null, filter: this.openRunFilter() };
     this.openKeys = new Map();
     this.openLastSeq = 0;
     this.runs = [this.open, sealed, ...this.runs.filter((r) => r !== old)];
