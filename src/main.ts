@@ -59,7 +59,7 @@ export function buildServices(config: Config, store: Store): Services {
     customers,
     metrics,
     events: new EventsService(store, meterCache, { ...eventLimits, maxBatch: config.MAX_BATCH_EVENTS, maxPendingEvents: config.MAX_PENDING_EVENTS }, metrics),
-    usage: new UsageService(store, meters, customers, { maxRows: config.MAX_QUERY_ROWS }),
+    usage: new UsageService(store, meters, customers, meterCache, { maxRows: config.MAX_QUERY_ROWS }),
   };
 }
 

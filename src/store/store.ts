@@ -31,7 +31,10 @@ export interface AppendItem {
 /** Computes an already stored event's contributions to one meter (backfill, reconcile). */
 export type DeltaFn = (event: StoredEvent) => RollupDelta[];
 
-/** Thrown by appendEvents when the meters changed since the caller computed its deltas. */
+/**
+ * Thrown by appendEvents when the meters changed since the caller computed its deltas, and by
+ * rollup reads given a metersVersion that is no longer current.
+ */
 export class StaleMetersError extends Error {
   constructor() {
     super('meters changed; recompute rollup deltas');
@@ -60,6 +63,12 @@ export interface RollupAggregation extends RollupScan {
    * LATEST: count and theirs); the other parts stay empty as in emptyPartial. Undefined: all parts.
    */
   aggregation?: Aggregation;
+  /**
+   * The meters version the caller's meter definition came from (a cached one): the read throws
+   * StaleMetersError when the tenant's meters changed since, checked in the read's own statement
+   * where the engine can, so a cached meter costs a usage query no round trip of its own.
+   */
+  metersVersion?: number;
 }
 
 /** Which parts of a partial an aggregation reads (count is always there). */

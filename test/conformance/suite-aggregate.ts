@@ -8,6 +8,10 @@ import type { Partial } from '../../src/modules/usage/usage.types.js';
 import { emptyPartial, mergeInto, valueOf } from '../../src/modules/usage/partial.js';
 import type { Aggregation } from '../../src/modules/meters/meters.types.js';
 import { append, createMeter, mkEvent, mkMeter, newTenant, prng, show } from './helpers.js';
+import { StaleMetersError } from '../../src/store/store.js';
+import { buildServices } from '../../src/main.js';
+import { loadConfig } from '../../src/config.js';
+import { systemCtx } from '../../src/core/context.js';
 import { reconcileMeter } from '../../src/cli/reconcile.js';
 
 const HOUR = 3_600_000;
@@ -284,6 +288,66 @@ export function aggregateSuite(ctx: Suite) {
           for (const m of [...meters.slice(0, 5), backfilled]) await assertSame(ctx.store, t, { meterId: m.id, ...whole }, m.aggregation);
         }
       }
+    });
+
+    it('refuse a read for a meters version that is no longer current, with rows, without, and with contributions pending', async () => {
+      const t = await newTenant(ctx.store);
+      const m = mkMeter(t, 'sum', 'SUM');
+      const u = mkMeter(t, 'users', 'UNIQUE_COUNT', { value: '$.user' });
+      await createMeter(ctx.store, m);
+      await createMeter(ctx.store, u);
+      await append(ctx.store, t, [mkEvent({ id: 'e1', time: T0, data: { value: 5, user: 'a' } })]);
+      const { version } = await ctx.store.listMeters(t);
+      const whole = (meterId: string, metersVersion: number, from = T0 - 100 * HOUR) =>
+        ({ meterId, fromBucket: from, toBucket: T0 + 100 * HOUR, windowStarts: [from], bySubject: false, metersVersion });
+      const empty = (meterId: string, metersVersion: number) => ({ ...whole(meterId, metersVersion, T0 + 50 * HOUR) });
+      // Current: the rows, the same as without a version.
+      assert.deepEqual((await ctx.store.aggregateRollups(t, whole(m.id, version))).map((r) => show(r.partial).sum), ['5']);
+      assert.equal((await ctx.store.aggregateUniques(t, whole(u.id, version))).length, 1);
+      assert.deepEqual(await ctx.store.aggregateRollups(t, empty(m.id, version)), []);
+      // Another meter changes the version: every kind of read refuses the old one.
+      await createMeter(ctx.store, mkMeter(t, 'calls', 'COUNT'));
+      await assert.rejects(ctx.store.aggregateRollups(t, whole(m.id, version)), StaleMetersError);
+      await assert.rejects(ctx.store.aggregateRollups(t, empty(m.id, version)), StaleMetersError);
+      await assert.rejects(ctx.store.aggregateUniques(t, whole(u.id, version)), StaleMetersError);
+      await assert.rejects(ctx.store.aggregateUniques(t, empty(u.id, version)), StaleMetersError);
+      // With contributions waiting to be folded (PostgreSQL's read then folds and reads again).
+      const current = (await ctx.store.listMeters(t)).version;
+      await append(ctx.store, t, [mkEvent({ id: 'e2', time: T0 + HOUR, data: { value: 2, user: 'b' } })]);
+      await assert.rejects(ctx.store.aggregateRollups(t, whole(m.id, version)), StaleMetersError);
+      await append(ctx.store, t, [mkEvent({ id: 'e3', time: T0 + HOUR, data: { value: 3, user: 'c' } })]);
+      assert.deepEqual((await ctx.store.aggregateRollups(t, whole(m.id, current))).map((r) => show(r.partial).sum), ['10']);
+      await ctx.store.deleteMeter(t, 'calls');
+      await assert.rejects(ctx.store.aggregateRollups(t, whole(m.id, current)), StaleMetersError);
+    });
+
+    it('answer usage queries through cached meters exactly after another process deletes and recreates the meter', async () => {
+      const t = await newTenant(ctx.store);
+      // Two processes on one database: each its own services, so its own meter cache.
+      const here = buildServices(loadConfig({}), ctx.store);
+      const there = buildServices(loadConfig({}), ctx.db.open());
+      const c = systemCtx(t);
+      await here.meters.create(c, { slug: 'tokens', eventType: 'api.call', aggregation: 'SUM', valueProperty: '$.value' });
+      await append(ctx.store, t, [mkEvent({ id: 'e1', time: T0, data: { value: 5, n: 1 } })]);
+      const q = (from = T0 - HOUR) => ({ from, to: T0 + 2 * HOUR, windowTimeZone: 'UTC', groupBy: [], filterGroupBy: {} });
+      const values = async (from?: number) => (await here.usage.query(c, 'tokens', q(from))).data.map((r) => r.value);
+      assert.deepEqual(await values(), ['5']);
+      // Deleted elsewhere: not found here, though this process still has it cached.
+      await there.meters.delete(c, 'tokens');
+      // Minutes of one hour are read from raw events alone, the rest through rollups.
+      const minutes = { from: T0, to: T0 + 10 * 60_000, windowSize: 'MINUTE' as const, windowTimeZone: 'UTC', groupBy: [], filterGroupBy: {} };
+      await assert.rejects(here.usage.query(c, 'tokens', minutes), /not found/);
+      await assert.rejects(values(), /not found/);
+      // Recreated elsewhere under the same slug with another definition: answered by the new one,
+      // whether the read finds rollup rows or (a range of cut hours only) reads raw events.
+      await here.meterCache.get(t);
+      await there.meters.create(c, { slug: 'tokens', eventType: 'api.call', aggregation: 'SUM', valueProperty: '$.n' });
+      await there.meters.create(c, { slug: 'other', eventType: 'api.call', aggregation: 'COUNT' });
+      assert.deepEqual(await values(), ['1']);
+      await there.meters.delete(c, 'tokens');
+      await there.meters.create(c, { slug: 'tokens', eventType: 'api.call', aggregation: 'MAX', valueProperty: '$.value' });
+      assert.deepEqual(await values(T0 + 1), [null]);
+      assert.deepEqual(await values(T0 - 1), ['5']);
     });
   });
 }

@@ -86,12 +86,14 @@ interface TypeMeters {
 /** Compiled meters of one tenant, by event type, at one meters version. */
 export class MeterSet {
   private readonly byType = new Map<string, TypeMeters>();
+  private readonly bySlug = new Map<string, Meter>();
   constructor(
     readonly version: number,
     meters: Meter[],
   ) {
     const groupings = new Map<string, Grouping>();
     for (const m of meters) {
+      this.bySlug.set(m.slug, m);
       let t = this.byType.get(m.eventType);
       if (!t) this.byType.set(m.eventType, (t = { meters: [], groupingOf: [], groupings: [], keys: [] }));
       const c = compileMeter(m, groupings);
@@ -100,6 +102,11 @@ export class MeterSet {
       t.meters.push(c);
       t.groupingOf.push(gi);
     }
+  }
+
+  /** The meter with this slug, as of `version`. */
+  meter(slug: string): Meter | undefined {
+    return this.bySlug.get(slug);
   }
 
   deltasFor(event: EventLike): RollupDelta[] {

@@ -5,10 +5,11 @@ import type { Ctx } from '../../core/context.js';
 import { validationError } from '../../core/errors.js';
 import { formatDecimal, type Decimal } from '../../core/decimal.js';
 import { HOUR_MS, ceilHour, floorHour, formatInstant, windowsOf, type Window, type WindowSize } from '../../core/time.js';
-import type { Store } from '../../store/store.js';
+import { StaleMetersError, type Store } from '../../store/store.js';
 import { compileMeter } from '../meters/meter-eval.js';
 import type { Meter } from '../meters/meters.types.js';
 import type { MetersService } from '../meters/meters.service.js';
+import type { MeterCache } from '../meters/meter-cache.js';
 import type { CustomersService } from '../customers/customers.service.js';
 import { emptyPartial, mergeInto, valueOf } from './partial.js';
 import type { Partial } from './usage.types.js';
@@ -69,16 +70,35 @@ export class UsageService {
     private readonly store: Store,
     private readonly meters: MetersService,
     private readonly customers: CustomersService,
+    private readonly meterCache: MeterCache,
     /** maxRows: a query is refused before its answer holds more rows, so none can exhaust memory. */
     private readonly limits: { maxRows: number },
   ) {}
 
+  /**
+   * The meter comes from the tenant's cached meters, checked by the rollup reads against the
+   * current meters version in their own statements (on PostgreSQL, a lookup of its own was a second
+   * round trip: bench/query-times.ts B4a p50 1.4-1.8 ms with it, 1.1-1.2 without). When the cache
+   * is stale the query runs again on a meter read from the store.
+   */
   async query(ctx: Ctx, slug: string, q: UsageQuery): Promise<UsageResult> {
-    const meter = await this.meters.get(ctx, slug);
-    return this.queryMeter(ctx, meter, q);
+    const cached = await this.meterCache.get(ctx.tenantId);
+    const meter = cached.meter(slug);
+    if (meter) {
+      try {
+        return await this.queryMeter(ctx, meter, q, cached.version);
+      } catch (e) {
+        if (!(e instanceof StaleMetersError)) throw e;
+      }
+    }
+    const current = await this.meters.get(ctx, slug);
+    // Created since the cache was loaded, or changed (it was stale): ingestion reloads it too.
+    this.meterCache.invalidate(ctx.tenantId);
+    return this.queryMeter(ctx, current, q);
   }
 
-  async queryMeter(ctx: Ctx, meter: Meter, q: UsageQuery): Promise<UsageResult> {
+  /** `metersVersion`: the version `meter` was read at, if it may be stale (see RollupAggregation). */
+  async queryMeter(ctx: Ctx, meter: Meter, q: UsageQuery, metersVersion?: number): Promise<UsageResult> {
     const dims = Object.keys(meter.groupBy);
     const badGroup = q.groupBy.filter((g) => g !== 'subject' && g !== 'customer' && !dims.includes(g));
     if (badGroup.length > 0) {
@@ -153,6 +173,7 @@ export class UsageService {
     const plan = planSources(q.from, q.to, windows);
     const locate = windowLocator(windows);
 
+    let checked = metersVersion === undefined;
     // Whole hours, merged per window by the database (distinct values for UNIQUE_COUNT). Only
     // per-subject rows of several windows are about as many as the buckets: those are asked for in
     // pieces of whole windows spanning a day or more, so memory stays bounded by a day's rows.
@@ -167,11 +188,17 @@ export class UsageService {
         bySubject: bySubject || byCustomer,
         byGroup: keptDims.length > 0 || filters.length > 0,
         aggregation: meter.aggregation,
+        // Once one read has checked it, later reads need not.
+        metersVersion: checked ? undefined : metersVersion,
       };
       if (unique) {
-        for (const r of await this.store.aggregateUniques(ctx.tenantId, agg)) add(piece.first + r.window, r.subject, r.groupKey, null, r.value);
+        const rows = await this.store.aggregateUniques(ctx.tenantId, agg);
+        checked = true;
+        for (const r of rows) add(piece.first + r.window, r.subject, r.groupKey, null, r.value);
       } else {
-        for (const r of await this.store.aggregateRollups(ctx.tenantId, agg)) add(piece.first + r.window, r.subject, r.groupKey, r.partial, null);
+        const rows = await this.store.aggregateRollups(ctx.tenantId, agg);
+        checked = true;
+        for (const r of rows) add(piece.first + r.window, r.subject, r.groupKey, r.partial, null);
       }
     };
     const addToCell = (window: number, subject: string, groupKey: string, partial: Partial | null, value: string | null) => {
@@ -195,6 +222,9 @@ export class UsageService {
         plan.rawRanges.pop();
       }
     }
+
+    // No rollup read checked the cached meter (only raw events are read): the store says whether it still stands.
+    if (!checked && (await this.store.getMeter(ctx.tenantId, meter.slug))?.id !== meter.id) throw new StaleMetersError();
 
     // Cut hours from raw events.
     const compiled = compileMeter(meter);

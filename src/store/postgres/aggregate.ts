@@ -4,7 +4,7 @@
 import type pg from 'pg';
 import { addUniqueRow, planSources, planUniques, type RollupLevel, type Source } from '../levels.js';
 import { partialFromRow, type PartialColumns } from '../rows.js';
-import { partsOf, type Parts, type RollupAggregation, type WindowRollupRow, type WindowUniqueRow } from '../store.js';
+import { StaleMetersError, partsOf, type Parts, type RollupAggregation, type WindowRollupRow, type WindowUniqueRow } from '../store.js';
 
 const LATEST_ORDER = 'ORDER BY latest_time DESC, latest_seq DESC';
 
@@ -26,7 +26,7 @@ interface Shape {
  * a statement of its own, before or beside the read, costs a round trip or can see a fold that the
  * read's older snapshot missed. Evaluated once per statement (an uncorrelated subquery).
  */
-const pendingColumn = (check: boolean) => (check ? ', (SELECT EXISTS (SELECT 1 FROM rollup_pending)) AS pending' : '');
+const pendingColumn = (check: boolean) => (check ? ', (SELECT EXISTS (SELECT 1 FROM rollup_pending)) AS pending, (SELECT meters_version FROM tenants WHERE id = $1) AS meters_version' : '');
 
 /** $1 tenant, $2 meter, $3 window starts, $4 subjects (if any), then each source's from and to. */
 const firstRangeParam = (withSubjects: boolean) => (withSubjects ? 5 : 4);
@@ -76,14 +76,16 @@ const uniqueDaysSql = (byGroup: boolean, check: boolean) => `
  * Runs the statements of one read. Only the first carries the pending column (`sql(true)`): later ones
  * have later snapshots, which hold at least what it saw folded. A statement returns undefined when that
  * first one found contributions pending, or no rows to say: the caller folds, then reads again with
- * checkPending false, when every statement returns its rows.
+ * checkPending false, when every statement returns its rows. The first statement's rows also carry the
+ * tenant's meters version, checked against the caller's (a.metersVersion) when there is one.
  */
-function reader(pool: pg.Pool, checkPending: boolean) {
+function reader(pool: pg.Pool, checkPending: boolean, metersVersion: number | undefined) {
   let check = checkPending;
   return async <R>(sql: (check: boolean) => string, values: unknown[]): Promise<R[] | undefined> => {
     const first = check;
     check = false;
-    const r = await pool.query<R & { pending?: boolean }>(sql(first), values);
+    const r = await pool.query<R & { pending?: boolean; meters_version?: string | null }>(sql(first), values);
+    if (first && r.rows.length > 0 && metersVersion !== undefined && Number(r.rows[0].meters_version ?? 0) !== metersVersion) throw new StaleMetersError();
     if (first && (r.rows.length === 0 || r.rows[0].pending)) return undefined;
     return r.rows;
   };
@@ -109,7 +111,7 @@ const fullRange = (a: RollupAggregation) => ({ from: Math.max(a.fromBucket, a.wi
 export async function aggregateUniques(pool: pg.Pool, tenantId: string, a: RollupAggregation, checkPending = false): Promise<WindowUniqueRow[] | undefined> {
   if (a.windowStarts.length === 0) return [];
   const byGroup = a.byGroup !== false;
-  const run = reader(pool, checkPending);
+  const run = reader(pool, checkPending, a.metersVersion);
   const hourly = async (range: { from: number; to: number }) => {
     const rows = await run<{ win: number; subject: string; group_key: string; value: string }>((check) => uniquesSql(a.bySubject, byGroup, a.subjects !== undefined, check), params(tenantId, a, range));
     return rows?.map((x) => ({ window: Number(x.win), subject: x.subject, groupKey: x.group_key, value: x.value }));
@@ -140,6 +142,6 @@ export async function aggregateRollups(pool: pg.Pool, tenantId: string, a: Rollu
   const withSubjects = a.subjects !== undefined;
   const shape = { sources, bySubject: a.bySubject, byGroup: a.byGroup !== false, withSubjects, parts: partsOf(a.aggregation) };
   const values = [tenantId, a.meterId, a.windowStarts, ...(withSubjects ? [a.subjects] : []), ...sources.flatMap((s) => [s.from, s.to])];
-  const rows = await reader(pool, checkPending)<PartialColumns & { win: number; subject: string; group_key: string }>((check) => aggregateSql({ ...shape, check }), values);
+  const rows = await reader(pool, checkPending, a.metersVersion)<PartialColumns & { win: number; subject: string; group_key: string }>((check) => aggregateSql({ ...shape, check }), values);
   return rows?.map((x) => ({ window: Number(x.win), subject: x.subject, groupKey: x.group_key, partial: partialFromRow(x) }));
 }

@@ -3,7 +3,7 @@
 // row locks, never on in-process state. Appends in one process share commits (group commit).
 import type pg from 'pg';
 import { POSTGRES_ROLLUP_TABLES } from '../levels.js';
-import type { AppendItem, DeltaFn, EventScan, LevelRollupRow, RollupAggregation, RollupScan, Store, WindowRollupRow, WindowUniqueRow } from '../store.js';
+import { StaleMetersError, type AppendItem, type DeltaFn, type EventScan, type LevelRollupRow, type RollupAggregation, type RollupScan, type Store, type WindowRollupRow, type WindowUniqueRow } from '../store.js';
 import type { Tenant } from '../../modules/tenants/tenants.types.js';
 import type { ApiKeyRecord } from '../../modules/api-keys/api-keys.types.js';
 import type { Meter } from '../../modules/meters/meters.types.js';
@@ -325,22 +325,29 @@ export class PostgresStore implements Store {
   }
 
   async aggregateRollups(tenantId: string, agg: RollupAggregation): Promise<WindowRollupRow[]> {
-    return this.readFolded((check) => aggregateRollups(this.pool, tenantId, agg, check));
+    return this.readFolded(tenantId, agg, (check) => aggregateRollups(this.pool, tenantId, agg, check));
   }
 
   async aggregateUniques(tenantId: string, agg: RollupAggregation): Promise<WindowUniqueRow[]> {
-    return this.readFolded((check) => aggregateUniques(this.pool, tenantId, agg, check));
+    return this.readFolded(tenantId, agg, (check) => aggregateUniques(this.pool, tenantId, agg, check));
   }
 
   /**
-   * A usage read in one round trip when nothing is pending (the read checks in its own statement, see
-   * aggregate.ts); otherwise fold, then read again without the check.
+   * A usage read in one round trip when nothing is pending and it finds rows (the read checks both
+   * the pending rows and the meters version in its own statement, see aggregate.ts); otherwise fold,
+   * read again without the check, and check the meters version on its own. The version only grows,
+   * so the same one after the read as when the caller read its meter means none changed in between.
    */
-  private async readFolded<T>(read: (checkPending: boolean) => Promise<T | undefined>): Promise<T> {
+  private async readFolded<T>(tenantId: string, agg: RollupAggregation, read: (checkPending: boolean) => Promise<T | undefined>): Promise<T> {
     const rows = await read(true);
     if (rows !== undefined) return rows;
     await this.settle();
-    return (await read(false))!;
+    const again = (await read(false))!;
+    if (agg.metersVersion !== undefined) {
+      const v = await this.pool.query<{ v: string }>({ name: 'meterd-meters-version', text: 'SELECT meters_version AS v FROM tenants WHERE id = $1', values: [tenantId] });
+      if (Number(v.rows[0]?.v ?? 0) !== agg.metersVersion) throw new StaleMetersError();
+    }
+    return again;
   }
 
   async readUniques(tenantId: string, scan: RollupScan): Promise<UniqueRow[]> {

@@ -498,14 +498,23 @@ export class SqliteStore implements Store {
 
   async aggregateRollups(tenantId: string, agg: RollupAggregation): Promise<WindowRollupRow[]> {
     await this.settle();
-    this.aggregator ??= new RollupAggregator(this.db);
-    return this.aggregator.run(tenantId, agg);
+    const aggregator = (this.aggregator ??= new RollupAggregator(this.db));
+    return this.checkedRead(tenantId, agg, () => aggregator.run(tenantId, agg));
   }
 
   async aggregateUniques(tenantId: string, agg: RollupAggregation): Promise<WindowUniqueRow[]> {
     await this.settle();
-    this.aggregator ??= new RollupAggregator(this.db);
-    return this.aggregator.uniques(tenantId, agg);
+    const aggregator = (this.aggregator ??= new RollupAggregator(this.db));
+    return this.checkedRead(tenantId, agg, () => aggregator.uniques(tenantId, agg));
+  }
+
+  /** A rollup read in one snapshot with the check of the caller's meters version (see RollupAggregation). */
+  private checkedRead<T>(tenantId: string, agg: RollupAggregation, read: () => T): T {
+    if (agg.metersVersion === undefined) return read();
+    return this.db.transaction(() => {
+      if ((this.s.metersVersion.get(tenantId)?.meters_version ?? 0) !== agg.metersVersion) throw new StaleMetersError();
+      return read();
+    })();
   }
 
   async readUniques(tenantId: string, scan: RollupScan): Promise<UniqueRow[]> {
