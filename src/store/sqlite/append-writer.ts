@@ -6,6 +6,7 @@ import { eventKey, type AppendItem } from '../store.js';
 import type { AppendStatus } from '../../modules/events/events.types.js';
 import { formatDecimal } from '../../core/decimal.js';
 import { RollupWriter } from './rollup-writer.js';
+import { KnownUniques } from './known-uniques.js';
 import { indexIn } from '../index-in.js';
 import { EventKeys, type DedupeOptions } from './dedupe/event-keys.js';
 import { hashKey } from './dedupe/key-filter.js';
@@ -99,7 +100,7 @@ export class AppendWriter {
       eventHash: db.prepare<[number], string>('SELECT hash FROM events WHERE seq = ?').pluck(),
     };
     this.keys = new EventKeys(db, options.dedupe);
-    this.rollups = new RollupWriter(db);
+    this.rollups = new RollupWriter(db, new KnownUniques());
     this.fold = { ...FOLD_DEFAULTS, ...options.fold };
     this.pending = new PendingRollups(db, this.fold.perTransaction);
     this.batch = new PendingBatch(this.pending);
@@ -135,7 +136,7 @@ export class AppendWriter {
     const once = this.db.transaction(() => this.pending.foldSome(this.rollups));
     try {
       this.finishGathered();
-      while (once.immediate() > 0);
+      while (once.immediate() > 0) this.committed();
       this.owed = 0;
     } finally {
       this.rollups.clear();
@@ -209,10 +210,19 @@ export class AppendWriter {
     if (!g) return;
     this.gathered = undefined;
     try {
-      if (g.events > 0 && this.db.transaction(() => this.pending.commitGathered(this.rollups, g)).immediate()) this.owed = Math.max(0, this.owed - g.events);
+      if (g.events > 0 && this.db.transaction(() => this.pending.commitGathered(this.rollups, g)).immediate()) {
+        this.committed();
+        this.owed = Math.max(0, this.owed - g.events);
+      }
     } finally {
       this.rollups.clear();
     }
+  }
+
+  /** A fold's transaction returned: what it wrote is stored, unless it was nested in one still open. */
+  private committed(): void {
+    if (this.db.inTransaction) this.rollups.clear();
+    else this.rollups.confirm();
   }
 
   /** Stops background folds (closing); what they gathered stays pending. */

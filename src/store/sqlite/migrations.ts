@@ -258,6 +258,16 @@ export const sqliteMigrations: Migration[] = [
       INSERT INTO event_keys (run, key, seq) SELECT (SELECT run FROM event_key_runs WHERE state = 'open'), key, seq FROM event_key_log ORDER BY key;
       DROP TABLE event_key_log;`,
   },
+  {
+    version: 11,
+    name: 'rollups epoch',
+    // Bumped by whatever deletes rollup rows, so a writer that remembers which distinct-value rows
+    // are stored (known-uniques.ts) forgets them. Random at creation: a migration down and up again
+    // must not give back a value a running writer saw.
+    up: `ALTER TABLE fold_state ADD COLUMN rollups_epoch INTEGER NOT NULL DEFAULT 0;
+      UPDATE fold_state SET rollups_epoch = abs(random() % 1000000000);`,
+    down: `ALTER TABLE fold_state DROP COLUMN rollups_epoch;`,
+  },
 ];
 
 /** Rebuilds the per-subject rollup tables with their keys starting `first`, indexed by `second`. */

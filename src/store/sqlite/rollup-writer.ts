@@ -5,6 +5,7 @@ import { HOUR_LEVEL, SUBJECT_DAY_LEVEL, TOTAL_LEVEL, dayOf, monthDayBit, type Ro
 import { decAdd, decMax, decMin, sqlValue } from './decimal-functions.js';
 import { formatDecimal } from '../../core/decimal.js';
 import type { RollupDelta } from '../../modules/usage/usage.types.js';
+import type { KnownUniques } from './known-uniques.js';
 
 /** A per-event rollup delta (partialOf's shape: count 1, its value the latest value) added to a writer. */
 export function addDelta(w: RollupWriter, tenant: string, d: RollupDelta): void {
@@ -216,15 +217,22 @@ interface UniqueDaysRow { group: string; value: string; days: number }
  */
 export class RollupWriter {
   private readonly put: Record<'hour' | 'day' | 'total' | 'unique' | 'uniqueDays', BatchedInsert>;
+  /** Prepared at the first flush with `known` (a writer may be made on a database that never folds). */
+  private epoch: Database.Statement<[], number> | undefined;
   /** Series ids of this commit: tenant -> meter -> index into `series`. */
   private seriesIds = new Map<string, Map<string, number>>();
-  private series: Array<{ tenant: string; meter: string }> = [];
+  /** key: tenant NUL meter, as KnownUniques names a series. */
+  private series: Array<{ tenant: string; meter: string; key: string }> = [];
   /** By subject, then group; an hourly row holds its distinct values (rollup_uniques). */
   private readonly hours = new LevelRows<Row>();
   /** Keyed by UTC month rather than hour, then by value and group. */
   private readonly uniqueDays = new LevelRows<UniqueDaysRow>();
 
-  constructor(db: Database.Database) {
+  /** `known`: the distinct-value rows this writer's connection knows are stored, to skip writing them again. */
+  constructor(
+    private readonly db: Database.Database,
+    private readonly known?: KnownUniques,
+  ) {
     this.put = {
       hour: new BatchedInsert(db, (n) => rollupUpsert(HOUR_LEVEL, n)),
       day: new BatchedInsert(db, (n) => rollupUpsert(SUBJECT_DAY_LEVEL, n)),
@@ -263,7 +271,8 @@ export class RollupWriter {
 
   /** Writes everything added since the last flush (inside the caller's transaction). */
   flush(): void {
-    const { put, series } = this;
+    const { put, series, known } = this;
+    if (known) known.atEpoch((this.epoch ??= this.db.prepare<[], number>('SELECT rollups_epoch FROM fold_state WHERE id = 1').pluck()).get() ?? 0);
     const days = new LevelRows<Row>();
     const totals = new LevelRows<Row>();
     // Coarser levels have one text column: their rows sit under (that column, '').
@@ -284,6 +293,7 @@ export class RollupWriter {
       // Its distinct values, in rollup_uniques' key order too (bucket, subject, group, value).
       if (r.uniques !== null) {
         for (const value of r.uniques.size === 1 ? r.uniques : [...r.uniques].sort()) {
+          if (known?.hasUnique(series[s].key, bucket, r.subject, r.group, value)) continue;
           put.unique.values.push(tenant, meter, r.subject, bucket, r.group, value);
           put.unique.rowDone();
         }
@@ -304,15 +314,26 @@ export class RollupWriter {
     });
     put.total.finish();
     this.uniqueDays.each((s, month, u) => {
+      if (known?.hasDays(series[s].key, month, u.group, u.value, u.days)) return;
       put.uniqueDays.values.push(series[s].tenant, series[s].meter, month, u.group, u.value, u.days);
       put.uniqueDays.rowDone();
     });
     put.uniqueDays.finish();
-    this.clear();
+    this.reset();
   }
 
-  /** Forgets what was added (a rolled-back transaction). */
+  /** The transaction of the last flush committed: what it wrote is known to be stored (see KnownUniques). */
+  confirm(): void {
+    this.known?.confirm();
+  }
+
+  /** Forgets what was added, and what a flush wrote (a rolled-back transaction). */
   clear(): void {
+    this.known?.drop();
+    this.reset();
+  }
+
+  private reset(): void {
     for (const p of Object.values(this.put)) p.clear();
     if (this.series.length > 0) {
       this.seriesIds = new Map();
@@ -327,7 +348,7 @@ export class RollupWriter {
     let meters = this.seriesIds.get(tenant);
     if (!meters) this.seriesIds.set(tenant, (meters = new Map()));
     let id = meters.get(meter);
-    if (id === undefined) meters.set(meter, (id = this.series.push({ tenant, meter }) - 1));
+    if (id === undefined) meters.set(meter, (id = this.series.push({ tenant, meter, key: `${tenant}\u0000${meter}` }) - 1));
     return id;
   }
 }

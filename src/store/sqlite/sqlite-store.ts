@@ -542,6 +542,8 @@ export class SqliteStore implements Store {
 
   private deleteRollups(tenantId: string, meterId: string) {
     for (const table of ROLLUP_TABLES) this.db.prepare(`DELETE FROM ${table} WHERE tenant_id = ? AND meter_id = ?`).run(tenantId, meterId);
+    // Writers that remember stored distinct-value rows forget them (see known-uniques.ts).
+    this.db.prepare('UPDATE fold_state SET rollups_epoch = rollups_epoch + 1 WHERE id = 1').run();
   }
 
   async rebuildRollups(tenantId: string, meterId: string, backfill: DeltaFn): Promise<void> {
