@@ -41,6 +41,11 @@ export class StaleMetersError extends Error {
   }
 }
 
+/** A read that saw another meters version than the caller's meter came from (no tenant row: 0) throws StaleMetersError. */
+export function checkMetersVersion(expected: number | undefined, seen: number | string | null | undefined): void {
+  if (expected !== undefined && Number(seen ?? 0) !== expected) throw new StaleMetersError();
+}
+
 export interface RollupScan {
   meterId: string;
   /** Inclusive first and exclusive last UTC hour bucket. */

@@ -4,7 +4,7 @@
 import type pg from 'pg';
 import { addUniqueRow, planSources, planUniques, type RollupLevel, type Source } from '../levels.js';
 import { partialFromRow, type PartialColumns } from '../rows.js';
-import { StaleMetersError, partsOf, type Parts, type RollupAggregation, type WindowRollupRow, type WindowUniqueRow } from '../store.js';
+import { checkMetersVersion, partsOf, type Parts, type RollupAggregation, type WindowRollupRow, type WindowUniqueRow } from '../store.js';
 
 const LATEST_ORDER = 'ORDER BY latest_time DESC, latest_seq DESC';
 
@@ -85,7 +85,7 @@ function reader(pool: pg.Pool, checkPending: boolean, metersVersion: number | un
     const first = check;
     check = false;
     const r = await pool.query<R & { pending?: boolean; meters_version?: string | null }>(sql(first), values);
-    if (first && r.rows.length > 0 && metersVersion !== undefined && Number(r.rows[0].meters_version ?? 0) !== metersVersion) throw new StaleMetersError();
+    if (first && r.rows.length > 0) checkMetersVersion(metersVersion, r.rows[0].meters_version);
     if (first && (r.rows.length === 0 || r.rows[0].pending)) return undefined;
     return r.rows;
   };

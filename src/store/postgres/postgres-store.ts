@@ -3,7 +3,7 @@
 // row locks, never on in-process state. Appends in one process share commits (group commit).
 import type pg from 'pg';
 import { POSTGRES_ROLLUP_TABLES } from '../levels.js';
-import { StaleMetersError, type AppendItem, type DeltaFn, type EventScan, type LevelRollupRow, type RollupAggregation, type RollupScan, type Store, type WindowRollupRow, type WindowUniqueRow } from '../store.js';
+import { checkMetersVersion, type AppendItem, type DeltaFn, type EventScan, type LevelRollupRow, type RollupAggregation, type RollupScan, type Store, type WindowRollupRow, type WindowUniqueRow } from '../store.js';
 import type { Tenant } from '../../modules/tenants/tenants.types.js';
 import type { ApiKeyRecord } from '../../modules/api-keys/api-keys.types.js';
 import type { Meter } from '../../modules/meters/meters.types.js';
@@ -345,7 +345,7 @@ export class PostgresStore implements Store {
     const again = (await read(false))!;
     if (agg.metersVersion !== undefined) {
       const v = await this.pool.query<{ v: string }>({ name: 'meterd-meters-version', text: 'SELECT meters_version AS v FROM tenants WHERE id = $1', values: [tenantId] });
-      if (Number(v.rows[0]?.v ?? 0) !== agg.metersVersion) throw new StaleMetersError();
+      checkMetersVersion(agg.metersVersion, v.rows[0]?.v);
     }
     return again;
   }

@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { AppendItem, DeltaFn, EventScan, LevelRollupRow, RollupAggregation, RollupScan, Store, WindowRollupRow, WindowUniqueRow } from '../store.js';
-import { StaleMetersError } from '../store.js';
+import { StaleMetersError, checkMetersVersion } from '../store.js';
 import type { Tenant } from '../../modules/tenants/tenants.types.js';
 import type { ApiKeyRecord } from '../../modules/api-keys/api-keys.types.js';
 import type { Meter } from '../../modules/meters/meters.types.js';
@@ -512,7 +512,7 @@ export class SqliteStore implements Store {
   private checkedRead<T>(tenantId: string, agg: RollupAggregation, read: () => T): T {
     if (agg.metersVersion === undefined) return read();
     return this.db.transaction(() => {
-      if ((this.s.metersVersion.get(tenantId)?.meters_version ?? 0) !== agg.metersVersion) throw new StaleMetersError();
+      checkMetersVersion(agg.metersVersion, this.s.metersVersion.get(tenantId)?.meters_version);
       return read();
     })();
   }
