@@ -20,6 +20,11 @@ export class Samples {
     return { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: s[s.length - 1] };
   }
 
+  /** Every sample, rounded to the microsecond (they travel as JSON). */
+  values(): number[] {
+    return Array.from(this.buf.subarray(0, this.size), (ms) => Math.round(ms * 1000) / 1000);
+  }
+
   reset() {
     this.size = 0;
   }

@@ -17,6 +17,8 @@ export interface LoadSpec {
   /** Print an interval line this often (soak). */
   intervalSec?: number;
   work: Work;
+  /** Return every latency (ms), so slices measured apart can be combined. */
+  samples?: boolean;
 }
 
 export interface Percentiles { p50: number; p90: number; p99: number; max: number }
@@ -35,6 +37,8 @@ export interface LoadResult {
   /** 200 answers without a readable receipt. */
   badBodies: number;
   latencyMs: Percentiles;
+  /** Every answer's latency in ms, when the spec asked. */
+  samples?: number[];
   clientCpuPercent: number;
 }
 

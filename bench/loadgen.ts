@@ -72,6 +72,7 @@ function main() {
         acceptedEvents: accepted,
         badBodies,
         latencyMs: all.percentiles(),
+        samples: spec.samples ? all.values() : undefined,
         clientCpuPercent: ((cpu.user + cpu.system) / 1000 / (elapsedSec * 1000)) * 100,
       };
       process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -1,12 +1,20 @@
-// Running one case: warm-up, the measured load, server CPU over it, and for ingestion a check that
-// the events the receipts acknowledged are really stored (counted by the COUNT meter).
+// Running cases: warm-up, the measured load, server CPU over it, and for ingestion a check that the
+// events the receipts acknowledged are really stored (counted by the COUNT meter).
+//
+// A case and the reference its target is a ratio to (B1 and baseline1, B2 and baseline100, B3 and B2
+// on an empty database) are measured in turns: rounds of one slice each, every server up all along.
+// This machine's speed drifts by up to 2x within a minute (a fixed CPU loop ran 418 to 869 rounds per
+// 2 s over 40 s, with no steal), so cases measured minutes apart gave B3 at 64% to 138% of B2 on the
+// same data; taken in turns, the drift falls on both sides of a ratio.
 import { join } from 'node:path';
 import type { Services } from '../src/main.js';
 import { systemCtx } from '../src/core/context.js';
 import { ceilHour, floorHour } from '../src/core/time.js';
 import type { CaseDef, CaseResult } from './cases.js';
-import { runLoad } from './load.js';
+import { runLoad, type LoadResult, type LoadSpec } from './load.js';
+import { Samples } from './latency.js';
 import { cpuOf, sampleMemory, type Server } from './servers.js';
+import { machineShares, machineTicks, ticksBetween, type MachineTicks } from './procs.js';
 import { COUNT_METER, TENANT } from './workload.js';
 
 export interface MeasureContext {
@@ -14,8 +22,15 @@ export interface MeasureContext {
   durationSec: number;
   warmupSec: number;
   logDir: string;
-  /** In-process services on the same database, to count stored events. */
-  services: Services;
+}
+
+/** A case on its servers, with in-process services on the same database (to count stored events). */
+export interface Subject {
+  def: CaseDef;
+  servers: Server[];
+  services?: Services;
+  /** Log file name for the load generator (default loadgen-<id>.log). */
+  logName?: string;
 }
 
 /** Events the COUNT meter holds with a time in [from, to). */
@@ -54,71 +69,136 @@ export async function drain(servers: Server[]): Promise<number> {
   return (performance.now() - t0) / 1000;
 }
 
-export async function measure(def: CaseDef, servers: Server[], m: MeasureContext): Promise<CaseResult> {
-  const spec = { urls: servers.map((s) => s.url), token: m.token, connections: def.connections, durationSec: m.durationSec, work: def.work };
-  const log = join(m.logDir, `loadgen-${def.id}.log`);
-  const drained = await drain(servers);
-  if (m.warmupSec > 0) {
-    await runLoad({ ...spec, durationSec: m.warmupSec }, log);
-    await drain(servers);
-  }
-  const checkStored = def.work.kind === 'ingest' && def.target === 'meterd';
-  const cpu0 = cpuOf(servers);
+const spec = (x: Subject, m: MeasureContext, durationSec: number): LoadSpec => ({
+  urls: x.servers.map((s) => s.url), token: m.token, connections: x.def.connections, durationSec, work: x.def.work, samples: true,
+});
+const logOf = (x: Subject, m: MeasureContext) => join(m.logDir, x.logName ?? `loadgen-${x.def.id}.log`);
+
+interface Slice {
+  load: LoadResult;
+  elapsed: number;
+  serverCpu: number;
+  machine?: MachineTicks;
+  /** Ingest: events the COUNT meter holds with a time inside the slice. */
+  storedInRun?: number;
+}
+
+/** One measured slice of a subject's load. */
+async function slice(x: Subject, m: MeasureContext, last: boolean): Promise<{ slice: Slice; unfolded?: CaseResult['unfolded'] }> {
+  const cpu0 = cpuOf(x.servers);
+  const machine0 = machineTicks();
   const t0 = performance.now();
-  // The generator stamps each event with the time its request is built, so the events of this run (and
-  // not the warm-up's or the previous case's late commits) are those with a time in [wall0, wall1).
+  // The generator stamps each event with the time its request is built, so the events of this slice (and
+  // not the warm-up's or an earlier slice's late commits) are those with a time in [wall0, wall1).
   const wall0 = Date.now();
-  const r = await runLoad(spec, log);
+  const load = await runLoad(spec(x, m, m.durationSec), logOf(x, m));
   const wall1 = Date.now() + 1;
   const elapsed = (performance.now() - t0) / 1000;
-  const cpu1 = cpuOf(servers);
-  sampleMemory(servers);
+  const cpu1 = cpuOf(x.servers);
+  const machine1 = machineTicks();
+  sampleMemory(x.servers);
+  const out: Slice = { load, elapsed, serverCpu: cpu1.reduce((a, c, i) => a + (c - cpu0[i]), 0), machine: machine0 && machine1 ? ticksBetween(machine0, machine1) : undefined };
+  let unfolded: CaseResult['unfolded'];
+  if (x.def.work.kind === 'ingest' && x.def.target === 'meterd' && x.services) {
+    if (last) {
+      // The first read goes to a server, whose writer folds what is pending before it answers.
+      const events = await x.services.store.unfoldedEvents();
+      unfolded = { events, firstReadMs: await firstRead(x.servers[0], m.token, wall0, wall1) };
+    }
+    out.storedInRun = await storedCount(x.services, wall0, wall1);
+  }
+  // After the checks too: the first read's fold belongs to this case.
+  sampleMemory(x.servers);
+  return { slice: out, unfolded };
+}
+
+/**
+ * Measures the subjects in turns: each one's warm-up, then `rounds` rounds in which every subject runs
+ * one slice of durationSec, all servers drained (idle) before each slice. One result per subject, from
+ * all its slices together.
+ */
+export async function measureInTurns(subjects: Subject[], m: MeasureContext, rounds: number): Promise<CaseResult[]> {
+  const everyServer = subjects.flatMap((x) => x.servers);
+  const drained = subjects.map(() => 0);
+  for (const [k, x] of subjects.entries()) {
+    drained[k] = await drain(everyServer);
+    if (m.warmupSec > 0) await runLoad(spec(x, m, m.warmupSec), logOf(x, m));
+  }
+  const slices: Slice[][] = subjects.map(() => []);
+  const unfolded: Array<CaseResult['unfolded']> = subjects.map(() => undefined);
+  for (let round = 0; round < rounds; round++) {
+    for (const [k, x] of subjects.entries()) {
+      drained[k] = Math.max(drained[k], await drain(everyServer));
+      const r = await slice(x, m, round === rounds - 1);
+      slices[k].push(r.slice);
+      if (r.unfolded) unfolded[k] = r.unfolded;
+    }
+  }
+  return subjects.map((x, k) => combine(x, slices[k], drained[k], unfolded[k], rounds));
+}
+
+export function measure(def: CaseDef, servers: Server[], m: MeasureContext, services?: Services): Promise<CaseResult> {
+  return measureInTurns([{ def, servers, services }], m, 1).then((r) => r[0]);
+}
+
+function combine(x: Subject, slices: Slice[], drained: number, unfolded: CaseResult['unfolded'], rounds: number): CaseResult {
+  const { def, servers } = x;
+  const sum = (f: (s: Slice) => number) => slices.reduce((a, s) => a + f(s), 0);
+  const durationSec = sum((s) => s.load.durationSec);
+  const elapsed = sum((s) => s.elapsed);
+  const requests = sum((s) => s.load.requests);
+  const accepted = sum((s) => s.load.acceptedEvents);
+  const non2xx = sum((s) => s.load.non2xx);
+  const errors = sum((s) => s.load.errors);
+  const timeouts = sum((s) => s.load.timeouts);
+  const badBodies = sum((s) => s.load.badBodies);
+  const statuses: Record<string, number> = {};
+  for (const s of slices) for (const [code, n] of Object.entries(s.load.statuses)) statuses[code] = (statuses[code] ?? 0) + n;
+  const latency = new Samples();
+  for (const s of slices) for (const ms of s.load.samples ?? []) latency.add(ms);
+  const machine = slices.every((s) => s.machine) ? machineShares(slices.map((s) => s.machine!)) : undefined;
 
   const problems: string[] = [];
   const warnings: string[] = [];
   // No answer inside the window is a slow server, not a wrong one: the figures are n/a, the run still valid.
-  if (r.requests === 0) warnings.push(`no answer within ${m.durationSec} s`);
-  if (drained > 5) warnings.push(`waited ${drained.toFixed(0)} s for the server to finish earlier work`);
-  if (r.non2xx > 0) problems.push(`${r.non2xx} non-2xx (${JSON.stringify(r.statuses)})`);
-  if (r.errors > 0) problems.push(`${r.errors} connection errors`);
-  if (r.timeouts > 0) problems.push(`${r.timeouts} timeouts`);
-  if (r.badBodies > 0) problems.push(`${r.badBodies} answers without a receipt`);
+  if (requests === 0) warnings.push(`no answer within ${durationSec.toFixed(0)} s`);
+  if (drained > 5) warnings.push(`waited ${drained.toFixed(0)} s for the servers to finish earlier work`);
+  if (non2xx > 0) problems.push(`${non2xx} non-2xx (${JSON.stringify(statuses)})`);
+  if (errors > 0) problems.push(`${errors} connection errors`);
+  if (timeouts > 0) problems.push(`${timeouts} timeouts`);
+  if (badBodies > 0) problems.push(`${badBodies} answers without a receipt`);
   let stored: CaseResult['stored'];
-  let unfolded: CaseResult['unfolded'];
   if (def.work.kind === 'ingest') {
-    const sent = r.ok2xx * def.work.batch;
-    if (r.acceptedEvents !== sent) problems.push(`${sent - r.acceptedEvents} events in 200 answers were not accepted`);
-    if (checkStored) {
-      // The first read goes to a server, whose writer folds what is pending before it answers.
-      const events = await m.services.store.unfoldedEvents();
-      unfolded = { events, firstReadMs: await firstRead(servers[0], m.token, wall0, wall1) };
+    const batch = def.work.batch;
+    const sent = sum((s) => s.load.ok2xx) * batch;
+    if (accepted !== sent) problems.push(`${sent - accepted} events in 200 answers were not accepted`);
+    if (slices.every((s) => s.storedInRun !== undefined)) {
       // Acknowledged means committed, so every acknowledged event must be counted already; requests still
-      // in flight when the load stopped may add at most one batch per connection.
-      const delta = await storedCount(m.services, wall0, wall1);
-      const slack = def.connections * def.work.batch;
-      const ok = delta >= r.acceptedEvents && delta <= r.acceptedEvents + slack;
-      stored = { acknowledged: r.acceptedEvents, storedInRun: delta, ok };
-      if (!ok) problems.push(`stored ${delta} events but receipts acknowledged ${r.acceptedEvents}`);
+      // in flight when a slice's load stopped may add at most one batch per connection.
+      const ok = slices.every((s) => s.storedInRun! >= s.load.acceptedEvents && s.storedInRun! <= s.load.acceptedEvents + def.connections * batch);
+      const delta = sum((s) => s.storedInRun!);
+      stored = { acknowledged: accepted, storedInRun: delta, ok };
+      if (!ok) problems.push(`stored ${delta} events but receipts acknowledged ${accepted}`);
     }
   }
-  const serverCpu = cpu1.reduce((a, c, i) => a + (c - cpu0[i]), 0);
-  // After the checks too: the first read's fold belongs to this case.
-  sampleMemory(servers);
+  const clientCpuPercent = durationSec > 0 ? sum((s) => s.load.clientCpuPercent * s.load.durationSec) / durationSec : 0;
   return {
     id: def.id,
     title: def.title,
     instances: servers.length,
     connections: def.connections,
-    durationSec: r.durationSec,
-    requestsPerSec: r.requests / r.durationSec,
-    eventsPerSec: def.work.kind === 'ingest' ? r.acceptedEvents / r.durationSec : undefined,
-    latencyMs: r.latencyMs,
-    non2xx: r.non2xx,
-    errors: r.errors,
-    timeouts: r.timeouts,
-    statuses: r.statuses,
-    serverCpuPercent: (serverCpu / elapsed) * 100,
-    clientCpuPercent: r.clientCpuPercent,
+    rounds,
+    durationSec,
+    requestsPerSec: requests / durationSec,
+    eventsPerSec: def.work.kind === 'ingest' ? accepted / durationSec : undefined,
+    latencyMs: latency.percentiles(),
+    non2xx,
+    errors,
+    timeouts,
+    statuses,
+    serverCpuPercent: (sum((s) => s.serverCpu) / elapsed) * 100,
+    clientCpuPercent,
+    machineCpu: machine,
     stored,
     unfolded,
     serverRssMb: servers.map((s) => Math.round(s.lastRssMb)),

@@ -89,6 +89,35 @@ export function memoryMb(pid: number): { rss: number; hwm: number } | undefined 
   }
 }
 
+/** The machine's CPU time so far, all cores, in clock ticks by kind (the first line of /proc/stat). */
+export interface MachineTicks { busy: number; idle: number; iowait: number; steal: number }
+
+export function machineTicks(): MachineTicks | undefined {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0];
+    // cpu user nice system idle iowait irq softirq steal ...
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1, 9).map(Number);
+    return { busy: user + nice + system + irq + softirq, idle, iowait, steal };
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU time the machine spent between two readings, by kind. */
+export const ticksBetween = (a: MachineTicks, b: MachineTicks): MachineTicks => ({ busy: b.busy - a.busy, idle: b.idle - a.idle, iowait: b.iowait - a.iowait, steal: b.steal - a.steal });
+
+/**
+ * Shares of the machine's CPU time over some periods (ticksBetween each), in percent of all cores:
+ * steal (taken by the host for other guests) and iowait show when a slow case was the machine's doing.
+ */
+export function machineShares(periods: MachineTicks[]): { busy: number; iowait: number; steal: number } | undefined {
+  const t = periods.reduce((a, p) => ({ busy: a.busy + p.busy, idle: a.idle + p.idle, iowait: a.iowait + p.iowait, steal: a.steal + p.steal }), { busy: 0, idle: 0, iowait: 0, steal: 0 });
+  const total = t.busy + t.idle + t.iowait + t.steal;
+  if (!(total > 0)) return undefined;
+  const pct = (v: number) => Math.round((v / total) * 1000) / 10;
+  return { busy: pct(t.busy), iowait: pct(t.iowait), steal: pct(t.steal) };
+}
+
 /** User + system CPU seconds the process has used so far (clock ticks are 100 Hz on Linux). */
 export function cpuSeconds(pid: number): number {
   try {

@@ -79,7 +79,12 @@ const notes = (c: CaseResult) =>
   [
     ...(c.valid ? [] : [`INVALID: ${c.problems.join('; ')}`]),
     ...(c.warnings ?? []),
+    // Only when it is large enough to explain a slow case.
+    ...(c.machineCpu && c.machineCpu.steal >= 2 ? [`steal ${c.machineCpu.steal}% of the machine`] : []),
+    ...(c.machineCpu && c.machineCpu.iowait >= 5 ? [`iowait ${c.machineCpu.iowait}%`] : []),
     ...(c.valid && c.stored ? ['stored = acked'] : []),
+    ...(c.reference ? [`in turns with ${c.reference.title}: ${n0(c.reference.eventsPerSec)} events/s, p99 ${ms(c.reference.latencyMs.p99)} ms`] : []),
+    ...(c.rounds && c.rounds > 1 ? [`${c.rounds} slices in turns`] : []),
     ...(c.unfolded ? [`${n0(c.unfolded.events)} unfolded at the end, first read ${ms(c.unfolded.firstReadMs)} ms`] : []),
   ].join('; ');
 
@@ -87,7 +92,8 @@ export function markdown(r: RunReport): string {
   const m = r.machine;
   const base = (c: CaseResult) => {
     const b = r.cases.find((x) => x.id === (c.id === 'B1' ? 'baseline1' : 'baseline100'));
-    if (!b || !['B1', 'B2', 'B3'].includes(c.id)) return '';
+    // B3 is measured in turns with its own reference (a B2 on an empty database), not with the baseline.
+    if (!b || !['B1', 'B2'].includes(c.id)) return '';
     return `${((c.requestsPerSec / b.requestsPerSec) * 100).toFixed(1)}%`;
   };
   const lines = [
@@ -97,7 +103,7 @@ export function markdown(r: RunReport): string {
       `load average ${m.loadAvgStart.join(' ')} at start${m.loadAvgEnd ? `, ${m.loadAvgEnd.join(' ')} at end` : ''} (other work on the machine makes absolute numbers noisy; compare ratios to the same-run baseline).`,
     `Load: autocannon in a separate process on loopback, ${r.options.connections} keep-alive connections for ingestion, ${r.options.queryConnections} for queries, ${r.options.durationSec} s per case after ${r.options.warmupSec} s warm-up.`,
     ...(r.autovacuum ? [`Autovacuum is off on this server, so the bench applied its dead-row rule once a minute (bench/autovacuum.ts): ${r.autovacuum.vacuums} table vacuum${r.autovacuum.vacuums === 1 ? '' : 's'}, ${r.autovacuum.seconds.toFixed(1)} s in all.`] : []),
-    r.seed ? `Seeded ${r.seed.events.toLocaleString('en-US')} events in-process (bulk append, batches of ${r.options.seedBatch}) at ${n0(r.seed.eventsPerSec)} events/s (${r.seed.seconds.toFixed(1)} s).` : 'Nothing seeded.',
+    r.seed ? `Seeded ${r.seed.events.toLocaleString('en-US')} events in-process (bulk append, batches of ${r.options.seedBatch}) at ${n0(r.seed.eventsPerSec)} events/s (${r.seed.seconds.toFixed(1)} s).` : r.options.seedFile ? `Seeded data: a copy of ${r.options.seedFile} (kept by an earlier run; servers restarted on it before B3).` : 'Nothing seeded.',
     '',
     '| case | what | events/s | req/s | vs baseline (req/s) | p50 ms | p99 ms | server CPU | client CPU | notes |',
     '|---|---|---:|---:|---:|---:|---:|---:|---:|---|',

@@ -5,14 +5,15 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import pg from 'pg';
 import { loadConfig } from '../src/config.js';
 import { openServices, type Services } from '../src/main.js';
 import { ALL_CASES, evaluateTargets, ingestCases, queryCases, type CaseDef, type CaseId, type CaseResult, type Engine } from './cases.js';
-import { measure } from './measure.js';
+import { measure, measureInTurns, type Subject } from './measure.js';
 import { formatSummary, summarise } from './profile.js';
 import { stopAll } from './procs.js';
 import { machineInfo, markdown, sqliteReference, writeReport, type RunReport } from './report.js';
@@ -54,11 +55,13 @@ const program = new Command('bench')
   .option('--pg-url <url>', 'PostgreSQL server (a fresh schema is made and dropped)', 'postgres://postgres@127.0.0.1:5432/test')
   .addOption(new Option('--server <entry>', 'run meterd as built by npm run build (dist, what npm start runs; built first) or from src through tsx').choices(['src', 'dist']).default('dist'))
   .option('--server-protection', "keep meterd's rate limit and load shedding on (the bench turns them off to measure capacity)")
-  .option('--seed-batch <n>', 'events per bulk append when seeding', int, 5000);
+  .option('--seed-batch <n>', 'events per bulk append when seeding', int, 5000)
+  .option('--rounds <n>', 'slices per ingestion case, taken in turns with its reference (default 3; quick 1)', int)
+  .option('--seed-file <path>', 'SQLite: keep the seeded database here and, when it exists, start B3/B4 from a copy of it instead of seeding (the servers restart on the copy)');
 
 interface Opts {
   quick?: boolean; engine: Engine; seedEvents?: number; duration?: number; warmup?: number; connections: number; queryConnections: number;
-  only?: CaseId[]; soak?: number; profile?: boolean; instances?: number; pgUrl: string; server: 'src' | 'dist'; seedBatch: number; serverProtection?: boolean;
+  only?: CaseId[]; soak?: number; profile?: boolean; instances?: number; pgUrl: string; server: 'src' | 'dist'; seedBatch: number; serverProtection?: boolean; seedFile?: string; rounds?: number;
 }
 
 /** Compiles src to dist, so the server measured is the one `npm start` runs (no tsx in the process). */
@@ -74,6 +77,7 @@ async function main(): Promise<number> {
   const warmupSec = o.warmup ?? (quick ? 1 : 3);
   const seedTotal = o.seedEvents ?? (quick ? 20_000 : 10_000_000);
   const instances = o.instances ?? (o.engine === 'postgres' ? 2 : 1);
+  const rounds = Math.max(1, o.rounds ?? (quick ? 1 : 3));
   const wanted = new Set<CaseId>(o.only ?? ALL_CASES);
   if (o.soak) wanted.add('B2');
   const startedAt = new Date().toISOString();
@@ -84,10 +88,13 @@ async function main(): Promise<number> {
   if (profileDir) mkdirSync(profileDir, { recursive: true });
   const schema = `bench_${Date.now()}_${process.pid}`;
   const databaseUrl = o.engine === 'sqlite' ? `sqlite:${join(workDir, 'bench.db')}` : `${o.pgUrl}${o.pgUrl.includes('?') ? '&' : '?'}schema=${schema}`;
+  // B3's reference: the B2 load on an empty database of its own, measured in turns with B3.
+  const refUrl = o.engine === 'sqlite' ? `sqlite:${join(workDir, 'reference.db')}` : `${o.pgUrl}${o.pgUrl.includes('?') ? '&' : '?'}schema=${schema}_ref`;
   const adminKey = `bench-${randomBytes(16).toString('hex')}`;
   const say = (s: string) => process.stderr.write(`${s}\n`);
 
   let services: Services | undefined;
+  let refServices: Services | undefined;
   let servers: Server[] = [];
   let vacuum: ReturnType<typeof emulateAutovacuum> | undefined;
   let keepLogs = true;
@@ -102,10 +109,16 @@ async function main(): Promise<number> {
       say(`logs kept in ${logs}`);
     }
     await services?.store.close().catch(() => {});
+    await refServices?.store.close().catch(() => {});
     services = undefined;
+    refServices = undefined;
     if (o.engine === 'postgres') {
       const c = new pg.Client({ connectionString: o.pgUrl });
-      await c.connect().then(() => c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)).catch((e) => say(`could not drop schema ${schema}: ${(e as Error).message}`)).finally(() => c.end().catch(() => {}));
+      await c
+        .connect()
+        .then(() => c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE; DROP SCHEMA IF EXISTS ${schema}_ref CASCADE`))
+        .catch((e) => say(`could not drop schema ${schema}: ${(e as Error).message}`))
+        .finally(() => c.end().catch(() => {}));
     }
     rmSync(workDir, { recursive: true, force: true });
   };
@@ -133,36 +146,50 @@ async function main(): Promise<number> {
     }
     await setupTenant(services);
     const month = seedMonth();
-    const m = { token: adminKey, durationSec, warmupSec, logDir: workDir, services };
+    const m = { token: adminKey, durationSec, warmupSec, logDir: workDir };
     const results: CaseResult[] = [];
-    const run = async (def: CaseDef, on: Server[]) => {
-      if (!wanted.has(def.id) || interrupted) return;
-      say(`${def.id}: ${def.title}…`);
-      const r = await measure(def, on, m);
-      results.push(r);
-      // Percentiles of a case without answers are NaN, which JSON carries as null.
-      const f = (v: number | null) => (v === null || !Number.isFinite(v) ? 'n/a' : v.toFixed(2));
-      say(`  ${r.eventsPerSec !== undefined ? `${Math.round(r.eventsPerSec)} events/s, ` : ''}${Math.round(r.requestsPerSec)} req/s, p50 ${f(r.latencyMs.p50)} ms, p99 ${f(r.latencyMs.p99)} ms${r.valid ? '' : ` — INVALID: ${r.problems.join('; ')}`}${r.warnings.length ? ` (${r.warnings.join('; ')})` : ''}`);
+    // Percentiles of a case without answers are NaN, which JSON carries as null.
+    const f = (v: number | null) => (v === null || !Number.isFinite(v) ? 'n/a' : v.toFixed(2));
+    const show = (r: CaseResult, label: string = r.id) =>
+      say(`  ${label}: ${r.eventsPerSec !== undefined ? `${Math.round(r.eventsPerSec)} events/s, ` : ''}${Math.round(r.requestsPerSec)} req/s, p50 ${f(r.latencyMs.p50)} ms, p99 ${f(r.latencyMs.p99)} ms${r.machineCpu ? ` (machine: busy ${r.machineCpu.busy}%, iowait ${r.machineCpu.iowait}%, steal ${r.machineCpu.steal}%)` : ''}${r.valid ? '' : ` — INVALID: ${r.problems.join('; ')}`}${r.warnings.length ? ` (${r.warnings.join('; ')})` : ''}`);
+    /** The wanted subjects, measured in turns; their results are kept. */
+    const inTurns = async (subjects: Subject[]) => {
+      const chosen = subjects.filter((x) => wanted.has(x.def.id));
+      if (chosen.length === 0 || interrupted) return [];
+      say(`${chosen.map((x) => x.def.id).join(' and ')}${chosen.length > 1 ? `, in turns (${rounds} rounds of ${durationSec} s)` : ''}: ${chosen.map((x) => x.def.title).join(' | ')}…`);
+      const rs = await measureInTurns(chosen, m, chosen.length > 1 || chosen[0].def.work.kind === 'ingest' ? rounds : 1);
+      for (const r of rs) show(r);
+      results.push(...rs);
+      return rs;
     };
 
     const [base1, base100, b1, b2, b3] = ingestCases(o.connections);
-    if (wanted.has('baseline1') || wanted.has('baseline100')) {
-      const baseline = await startBaseline(workDir);
-      await run(base1, [baseline]);
-      await run(base100, [baseline]);
-      await stopServers([baseline]);
-    }
-
+    // The baseline stays up beside meterd: B1 and B2 are measured in turns with it.
+    const baseline = wanted.has('baseline1') || wanted.has('baseline100') ? [await startBaseline(workDir)] : [];
     if (o.server === 'dist') buildDist(say);
     const meterdOpts = { databaseUrl, adminKey, entry: o.server, profileDir, logDir: workDir, protection: !!o.serverProtection };
     for (let i = 0; i < instances; i++) servers.push(await startMeterd(i, meterdOpts));
     const sampler = setInterval(() => sampleMemory(servers), 500);
-    await run(b1, servers);
-    await run(b2, servers);
+    await inTurns([{ def: base1, servers: baseline }, { def: b1, servers, services }]);
+    await inTurns([{ def: base100, servers: baseline }, { def: b2, servers, services }]);
+    await stopServers(baseline);
 
     let seed: SeedResult | undefined;
     const needsData = ['B3', 'B4a', 'B4b', 'B4c', 'B4d'].some((id) => wanted.has(id as CaseId));
-    if (needsData && seedTotal > 0 && !interrupted) {
+    const dbPath = databaseUrl.slice('sqlite:'.length);
+    let peakBeforeRestart = 0;
+    if (needsData && o.seedFile && existsSync(o.seedFile) && !interrupted) {
+      // A kept seed: the servers stop, the file is replaced by a copy of the seed, and they start again.
+      say(`reusing the seeded database ${o.seedFile} (not seeding)…`);
+      await stopServers(servers);
+      peakBeforeRestart = Math.max(0, ...servers.map((s) => s.peakHwmMb));
+      await services.store.close();
+      for (const suffix of ['-wal', '-shm']) rmSync(dbPath + suffix, { force: true });
+      copyFileSync(o.seedFile, dbPath);
+      services = await openServices(loadConfig({ DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn' }));
+      servers = [];
+      for (let i = 0; i < instances; i++) servers.push(await startMeterd(i, meterdOpts));
+    } else if (needsData && seedTotal > 0 && !interrupted) {
       say(`seeding ${seedTotal.toLocaleString('en-US')} events over ${new Date(month.from).toISOString().slice(0, 10)}..${new Date(month.to).toISOString().slice(0, 10)}…`);
       let shown = 0;
       seed = await seedEvents(services, seedTotal, month, {
@@ -186,8 +213,13 @@ async function main(): Promise<number> {
         await settleKeyRuns(databaseUrl.slice('sqlite:'.length));
         say(`  event-key upkeep after the last append: ${((performance.now() - settling) / 1000).toFixed(1)} s`);
         await services.store.close();
+        if (o.seedFile) {
+          // SQLite's online backup: a consistent copy while the (idle) servers keep the file open.
+          const db = new Database(dbPath, { readonly: true });
+          await db.backup(o.seedFile).finally(() => db.close());
+          say(`  kept the seeded database in ${o.seedFile}`);
+        }
         services = await openServices(loadConfig({ DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn' }));
-        m.services = services;
       }
       if (o.engine === 'postgres') {
         // The seeder folds what it left pending (its own rollup work), as one process would after a bulk load.
@@ -205,8 +237,33 @@ async function main(): Promise<number> {
         }
       }
     }
-    await run(b3, servers);
-    for (const q of queryCases(month, o.queryConnections)) await run(q, servers);
+    if (wanted.has('B3') && !interrupted) {
+      // The reference: fresh servers on an empty database, up only while B3 is measured.
+      refServices = await openServices(loadConfig({ DATABASE_URL: refUrl, LOG_LEVEL: 'warn' }));
+      await setupTenant(refServices);
+      const refServers: Server[] = [];
+      for (let i = 0; i < instances; i++) refServers.push(await startMeterd(i, { ...meterdOpts, databaseUrl: refUrl, profileDir: undefined, name: 'meterd-reference' }));
+      try {
+        const reference = { ...b2, title: 'B2 on an empty database' };
+        const [ref, r3] = await measureInTurns([{ def: reference, servers: refServers, services: refServices, logName: 'loadgen-B3-reference.log' }, { def: b3, servers, services }], m, rounds);
+        say(`B3 and its reference, in turns (${rounds} rounds of ${durationSec} s):`);
+        show(ref, 'B3 reference (B2 on an empty database)');
+        show(r3);
+        if (!ref.valid) r3.problems.push(`its reference (B2 on an empty database) was invalid: ${ref.problems.join('; ')}`);
+        results.push({ ...r3, valid: r3.valid && ref.valid, reference: { title: ref.title, eventsPerSec: ref.eventsPerSec, requestsPerSec: ref.requestsPerSec, latencyMs: ref.latencyMs, serverCpuPercent: ref.serverCpuPercent } });
+      } finally {
+        await stopServers(refServers);
+        await refServices.store.close();
+        refServices = undefined;
+      }
+    }
+    for (const q of queryCases(month, o.queryConnections)) {
+      if (!wanted.has(q.id) || interrupted) continue;
+      say(`${q.id}: ${q.title}…`);
+      const r = await measure(q, servers, m);
+      show(r);
+      results.push(r);
+    }
 
     const byId = Object.fromEntries(results.map((r) => [r.id, r])) as Partial<Record<CaseId, CaseResult>>;
     let soakReport: RunReport['soak'];
@@ -218,7 +275,7 @@ async function main(): Promise<number> {
     const vacuumed = await vacuum?.stop();
     vacuum = undefined;
     await stopServers(servers);
-    const peakRssMb = servers.map((s) => Math.round(s.peakHwmMb));
+    const peakRssMb = servers.map((s) => Math.round(Math.max(s.peakHwmMb, peakBeforeRestart)));
     servers = [];
 
     const profiles: string[] = [];
@@ -233,7 +290,7 @@ async function main(): Promise<number> {
     const report: RunReport = {
       startedAt,
       mode: quick ? 'quick' : 'full',
-      options: { durationSec, warmupSec, connections: o.connections, queryConnections: o.queryConnections, seedEvents: seedTotal, seedBatch: o.seedBatch, instances, server: o.server, serverEnv: measureEnv(!!o.serverProtection), only: o.only ?? null },
+      options: { durationSec, warmupSec, connections: o.connections, queryConnections: o.queryConnections, seedEvents: seedTotal, seedBatch: o.seedBatch, instances, server: o.server, serverEnv: measureEnv(!!o.serverProtection), only: o.only ?? null, seedFile: o.seedFile ?? null, rounds },
       machine,
       seed,
       autovacuum: vacuumed,

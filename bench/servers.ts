@@ -26,6 +26,8 @@ export interface MeterdOptions {
   protection: boolean;
   /** More settings for meterd, over the bench's own. */
   env?: Record<string, string>;
+  /** Process name, for its log file (default meterd): meterd-<name>-<i>.log. */
+  name?: string;
 }
 
 /** The settings the bench changes from meterd's defaults (unknown names are ignored by older builds). */
@@ -47,7 +49,7 @@ export function startBaseline(logDir: string): Promise<Server> {
 export function startMeterd(i: number, o: MeterdOptions): Promise<Server> {
   const script = o.entry === 'dist' ? [join(ROOT, 'dist/cli/index.js'), 'serve'] : ['--import', 'tsx', join(ROOT, 'src/cli/index.ts'), 'serve'];
   const env = { METERD_ADMIN_KEY: o.adminKey, DATABASE_URL: o.databaseUrl, HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...measureEnv(o.protection), ...o.env };
-  return launch(`meterd-${i}`, script, env, o.logDir, o.profileDir);
+  return launch(`${o.name ?? 'meterd'}-${i}`, script, env, o.logDir, o.profileDir);
 }
 
 /** Reads every server's memory now; VmHWM is the kernel's own peak, so nothing between samples is missed. */
