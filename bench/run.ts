@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { loadConfig } from '../src/config.js';
 import { openServices, type Services } from '../src/main.js';
-import { ALL_CASES, evaluateTargets, ingestCases, queryCases, type CaseDef, type CaseId, type CaseResult, type Engine } from './cases.js';
+import { ALL_CASES, evaluateTargets, ingestCases, queryCases, type CaseId, type CaseResult, type Engine } from './cases.js';
 import { measure, measureInTurns, type Subject } from './measure.js';
 import { formatSummary, summarise } from './profile.js';
 import { stopAll } from './procs.js';
@@ -78,6 +78,7 @@ async function main(): Promise<number> {
   const seedTotal = o.seedEvents ?? (quick ? 20_000 : 10_000_000);
   const instances = o.instances ?? (o.engine === 'postgres' ? 2 : 1);
   const rounds = Math.max(1, o.rounds ?? (quick ? 1 : 3));
+  if (o.seedFile && o.engine !== 'sqlite') program.error('--seed-file keeps a SQLite database; it does not apply to --engine postgres');
   const wanted = new Set<CaseId>(o.only ?? ALL_CASES);
   if (o.soak) wanted.add('B2');
   const startedAt = new Date().toISOString();
@@ -155,12 +156,11 @@ async function main(): Promise<number> {
     /** The wanted subjects, measured in turns; their results are kept. */
     const inTurns = async (subjects: Subject[]) => {
       const chosen = subjects.filter((x) => wanted.has(x.def.id));
-      if (chosen.length === 0 || interrupted) return [];
+      if (chosen.length === 0 || interrupted) return;
       say(`${chosen.map((x) => x.def.id).join(' and ')}${chosen.length > 1 ? `, in turns (${rounds} rounds of ${durationSec} s)` : ''}: ${chosen.map((x) => x.def.title).join(' | ')}…`);
       const rs = await measureInTurns(chosen, m, chosen.length > 1 || chosen[0].def.work.kind === 'ingest' ? rounds : 1);
       for (const r of rs) show(r);
       results.push(...rs);
-      return rs;
     };
 
     const [base1, base100, b1, b2, b3] = ingestCases(o.connections);
@@ -178,7 +178,7 @@ async function main(): Promise<number> {
     const needsData = ['B3', 'B4a', 'B4b', 'B4c', 'B4d'].some((id) => wanted.has(id as CaseId));
     const dbPath = databaseUrl.slice('sqlite:'.length);
     let peakBeforeRestart = 0;
-    if (needsData && o.seedFile && existsSync(o.seedFile) && !interrupted) {
+    if (needsData && o.engine === 'sqlite' && o.seedFile && existsSync(o.seedFile) && !interrupted) {
       // A kept seed: the servers stop, the file is replaced by a copy of the seed, and they start again.
       say(`reusing the seeded database ${o.seedFile} (not seeding)…`);
       await stopServers(servers);
