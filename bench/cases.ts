@@ -3,6 +3,7 @@
 import { DateTime } from 'luxon';
 import { CUSTOMERS, subjectOf } from './workload.js';
 import type { LoadResult, Work } from './load.js';
+import type { MachineShares } from './procs.js';
 
 export type Engine = 'sqlite' | 'postgres';
 export type CaseId = 'baseline1' | 'baseline100' | 'B1' | 'B2' | 'B3' | 'B4a' | 'B4b' | 'B4c' | 'B4d';
@@ -73,7 +74,7 @@ export interface CaseResult {
   /** B3: the B2 load on an empty database, measured in turns with it; B3's target is a ratio to this. */
   reference?: { title: string; eventsPerSec?: number; requestsPerSec: number; latencyMs: LoadResult['latencyMs']; serverCpuPercent: number };
   /** The whole machine over the measured run, in percent of all cores' time (/proc/stat). */
-  machineCpu?: { busy: number; iowait: number; steal: number };
+  machineCpu?: MachineShares;
   /** Ingest check: events stored with a time inside the measured run (the COUNT meter) vs acknowledged. */
   stored?: { acknowledged: number; storedInRun: number; ok: boolean };
   /**

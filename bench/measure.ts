@@ -4,7 +4,7 @@
 // A case and the reference its target is a ratio to (B1 and baseline1, B2 and baseline100, B3 and B2
 // on an empty database) are measured in turns: rounds of one slice each, every server up all along.
 // This machine's speed drifts by up to 2x within a minute (a fixed CPU loop ran 418 to 869 rounds per
-// 2 s over 40 s, with no steal), so cases measured minutes apart gave B3 at 64% to 138% of B2 on the
+// 2 s over 40 s, with no steal), so cases measured minutes apart gave B3 at 78% to 138% of B2 on the
 // same data; taken in turns, the drift falls on both sides of a ratio.
 import { join } from 'node:path';
 import type { Services } from '../src/main.js';
@@ -137,8 +137,9 @@ export async function measureInTurns(subjects: Subject[], m: MeasureContext, rou
   return subjects.map((x, k) => combine(x, slices[k], drained[k], unfolded[k], rounds));
 }
 
-export function measure(def: CaseDef, servers: Server[], m: MeasureContext, services?: Services): Promise<CaseResult> {
-  return measureInTurns([{ def, servers, services }], m, 1).then((r) => r[0]);
+/** One case alone, in one slice (the B4 queries). */
+export function measure(def: CaseDef, servers: Server[], m: MeasureContext): Promise<CaseResult> {
+  return measureInTurns([{ def, servers }], m, 1).then((r) => r[0]);
 }
 
 function combine(x: Subject, slices: Slice[], drained: number, unfolded: CaseResult['unfolded'], rounds: number): CaseResult {

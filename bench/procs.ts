@@ -110,7 +110,9 @@ export const ticksBetween = (a: MachineTicks, b: MachineTicks): MachineTicks => 
  * Shares of the machine's CPU time over some periods (ticksBetween each), in percent of all cores:
  * steal (taken by the host for other guests) and iowait show when a slow case was the machine's doing.
  */
-export function machineShares(periods: MachineTicks[]): { busy: number; iowait: number; steal: number } | undefined {
+export interface MachineShares { busy: number; iowait: number; steal: number }
+
+export function machineShares(periods: MachineTicks[]): MachineShares | undefined {
   const t = periods.reduce((a, p) => ({ busy: a.busy + p.busy, idle: a.idle + p.idle, iowait: a.iowait + p.iowait, steal: a.steal + p.steal }), { busy: 0, idle: 0, iowait: 0, steal: 0 });
   const total = t.busy + t.idle + t.iowait + t.steal;
   if (!(total > 0)) return undefined;
