@@ -18,7 +18,12 @@ export interface Started {
 
 /** Starts a node script; its stderr (and stdout unless piped) goes to logFile. */
 export function startNode(args: string[], env: Record<string, string>, logFile: string, pipeStdout = false): Started {
-  const child = spawn(process.execPath, args, {
+  return startProgram(process.execPath, args, env, logFile, pipeStdout);
+}
+
+/** Starts a program (valgrind, say: bench/instructions.ts); output as startNode's. */
+export function startProgram(command: string, args: string[], env: Record<string, string>, logFile: string, pipeStdout = false): Started {
+  const child = spawn(command, args, {
     cwd: join(import.meta.dirname, '..'),
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -28,6 +28,8 @@ export interface MeterdOptions {
   env?: Record<string, string>;
   /** Process name, for its log file (default meterd): meterd-<name>-<i>.log. */
   name?: string;
+  /** Another checkout to run meterd from (bench/ab.ts compares builds); default this one. */
+  root?: string;
 }
 
 /** The settings the bench changes from meterd's defaults (unknown names are ignored by older builds). */
@@ -47,7 +49,8 @@ export function startBaseline(logDir: string): Promise<Server> {
 }
 
 export function startMeterd(i: number, o: MeterdOptions): Promise<Server> {
-  const script = o.entry === 'dist' ? [join(ROOT, 'dist/cli/index.js'), 'serve'] : ['--import', 'tsx', join(ROOT, 'src/cli/index.ts'), 'serve'];
+  const root = o.root ?? ROOT;
+  const script = o.entry === 'dist' ? [join(root, 'dist/cli/index.js'), 'serve'] : ['--import', 'tsx', join(root, 'src/cli/index.ts'), 'serve'];
   const env = { METERD_ADMIN_KEY: o.adminKey, DATABASE_URL: o.databaseUrl, HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...measureEnv(o.protection), ...o.env };
   return launch(`${o.name ?? 'meterd'}-${i}`, script, env, o.logDir, o.profileDir);
 }

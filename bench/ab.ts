@@ -1,0 +1,120 @@
+// A/B comparison of two meterd builds (or settings) under one ingestion case, in turns with the baseline:
+// each round runs the baseline, A and B one slice each, so the machine's drift (up to 2x within a minute
+// here) falls on all three alike. Reports each side's ratio to the baseline and B/A per round.
+//   node --import tsx bench/ab.ts --b-ref HEAD~1                 (this tree against a commit: built in a worktree)
+//   node --import tsx bench/ab.ts --b-env WRITER_X=1 --batch 100  (the same build with other settings)
+import { Command, InvalidArgumentError } from 'commander';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../src/config.js';
+import { openServices } from '../src/main.js';
+import { ingestCases, type CaseDef, type CaseResult } from './cases.js';
+import { measureInTurns, type Subject } from './measure.js';
+import { stopAll } from './procs.js';
+import { setupTenant } from './seed.js';
+import { ROOT, startBaseline, startMeterd, stopServers, type Server } from './servers.js';
+
+const envList = (v: string, prev: Record<string, string> = {}) => {
+  const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(v);
+  if (!m) throw new InvalidArgumentError('expected NAME=value');
+  return { ...prev, [m[1]]: m[2] };
+};
+const positive = (v: string) => {
+  const n = Number(v);
+  if (!(n > 0)) throw new InvalidArgumentError('expected a positive number');
+  return n;
+};
+
+const o = new Command('ab')
+  .description('meterd A (this tree) against B (--b-ref or --b-env), in turns with the baseline')
+  .option('--b-ref <ref>', 'B is meterd at this git commit, built in a temporary worktree')
+  .option('--a-env <NAME=value>', 'setting for A (repeatable)', envList, {})
+  .option('--b-env <NAME=value>', 'setting for B (repeatable)', envList, {})
+  .option('--batch <n>', 'events per request: 1 (B1) or 100 (B2)', positive, 1)
+  .option('--rounds <n>', 'rounds of baseline, A, B', positive, 6)
+  .option('--duration <s>', 'seconds per slice', positive, 8)
+  .option('--warmup <s>', 'unmeasured seconds before each side', positive, 3)
+  .option('--connections <n>', 'keep-alive connections', positive, 64)
+  .parse()
+  .opts<{ bRef?: string; aEnv: Record<string, string>; bEnv: Record<string, string>; batch: number; rounds: number; duration: number; warmup: number; connections: number }>();
+
+const work = mkdtempSync(join(tmpdir(), 'meterd-ab-'));
+const say = (s: string) => process.stderr.write(`${s}\n`);
+
+function build(root: string) {
+  execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
+}
+
+/** A worktree of the ref with this tree's node_modules (the lockfile must not differ), built. */
+function checkout(ref: string): string {
+  const dir = join(work, 'b-tree');
+  execFileSync('git', ['-C', ROOT, 'worktree', 'add', '--detach', dir, ref], { stdio: 'ignore' });
+  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+  build(dir);
+  return dir;
+}
+
+async function database(name: string): Promise<string> {
+  const url = `sqlite:${join(work, `${name}.db`)}`;
+  const services = await openServices(loadConfig({ DATABASE_URL: url, LOG_LEVEL: 'warn' }));
+  await setupTenant(services);
+  await services.store.close();
+  return url;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function main() {
+  const [base1, base100, b1, b2] = ingestCases(o.connections);
+  const [baseDef, caseDef] = o.batch === 1 ? [base1, b1] : [base100, b2];
+  const adminKey = `bench-${randomBytes(16).toString('hex')}`;
+  build(ROOT);
+  const bRoot = o.bRef ? checkout(o.bRef) : ROOT;
+  const servers: Server[] = [await startBaseline(work)];
+  const side = async (name: string, env: Record<string, string>, root: string) => {
+    const s = await startMeterd(0, { databaseUrl: await database(name), adminKey, entry: 'dist', logDir: work, protection: false, env, name, root });
+    servers.push(s);
+    return s;
+  };
+  const a = await side('a', o.aEnv, ROOT);
+  const b = await side('b', o.bEnv, bRoot);
+  const def = (label: string): CaseDef => ({ ...caseDef, title: label });
+  const subjects: Subject[] = [
+    { def: baseDef, servers: [servers[0]] },
+    { def: def('A'), servers: [a], logName: 'loadgen-a.log' },
+    { def: def('B'), servers: [b], logName: 'loadgen-b.log' },
+  ];
+  const m = { token: adminKey, durationSec: o.duration, warmupSec: o.warmup, logDir: work };
+  const rows: CaseResult[][] = [];
+  for (let round = 0; round < o.rounds; round++) {
+    // Warm-up once; the order alternates so that neither side always follows the baseline.
+    const order = round % 2 === 0 ? subjects : [subjects[0], subjects[2], subjects[1]];
+    const rs = await measureInTurns(order, { ...m, warmupSec: round === 0 ? o.warmup : 0 }, 1);
+    const byTitle = (t: string) => rs.find((r) => r.title === t)!;
+    const row = [rs.find((r) => r.id === baseDef.id)!, byTitle('A'), byTitle('B')];
+    rows.push(row);
+    const [rb, ra, rbb] = row.map((r) => r.requestsPerSec);
+    say(`round ${round + 1}: baseline ${rb.toFixed(0)} req/s, A ${ra.toFixed(0)} (${((ra / rb) * 100).toFixed(1)}%), B ${rbb.toFixed(0)} (${((rbb / rb) * 100).toFixed(1)}%), B/A ${(rbb / ra).toFixed(3)}${row.every((r) => r.valid) ? '' : ' INVALID'}`);
+  }
+  const events = (r: CaseResult) => r.eventsPerSec ?? r.requestsPerSec;
+  const sum = (k: number, f: (r: CaseResult) => number) => rows.reduce((s, row) => s + f(row[k]) * row[k].durationSec, 0) / rows.reduce((s, row) => s + row[k].durationSec, 0);
+  const [base, ra, rb] = [0, 1, 2].map((k) => sum(k, (r) => r.requestsPerSec));
+  console.log(`A ${o.aEnv && Object.keys(o.aEnv).length ? JSON.stringify(o.aEnv) : '(this tree)'}: ${sum(1, events).toFixed(0)} events/s, ${((ra / base) * 100).toFixed(1)}% of baseline`);
+  console.log(`B ${o.bRef ?? ''}${Object.keys(o.bEnv).length ? ` ${JSON.stringify(o.bEnv)}` : ''}: ${sum(2, events).toFixed(0)} events/s, ${((rb / base) * 100).toFixed(1)}% of baseline`);
+  console.log(`B/A over all rounds ${(rb / ra).toFixed(3)}, median of rounds ${median(rows.map((r) => r[2].requestsPerSec / r[1].requestsPerSec)).toFixed(3)} (${o.rounds} rounds of ${o.duration} s, batch ${o.batch})`);
+  await stopServers(servers);
+}
+
+main()
+  .catch((e) => {
+    console.error(e);
+    process.exitCode = 1;
+  })
+  .finally(async () => {
+    await stopAll();
+    if (existsSync(join(work, 'b-tree'))) execFileSync('git', ['-C', ROOT, 'worktree', 'remove', '--force', join(work, 'b-tree')], { stdio: 'ignore' });
+    rmSync(work, { recursive: true, force: true });
+  });
