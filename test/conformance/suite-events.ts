@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import type { Suite } from './suite-context.js';
 import type { AppendStatus, NewEvent, StoredEvent } from '../../src/modules/events/events.types.js';
 import { MeterSet } from '../../src/modules/meters/meter-eval.js';
+import { validateEvent } from '../../src/modules/events/event-validation.js';
 import { ALL_BUCKETS, append, createMeter, mkEvent, mkMeter, newTenant, prng, uid } from './helpers.js';
 
 const T0 = Date.UTC(2024, 2, 1);
@@ -22,6 +23,28 @@ export function eventsSuite(ctx: Suite) {
       const stored = await ctx.store.listEvents(t, {}, undefined, 100);
       assert.equal(stored.length, 4);
       assert.deepEqual(stored.find((e) => e.id === 'a')?.data, { value: 1 });
+    });
+
+    it('judge validated events by a content hash that stays what older versions stored', async () => {
+      const t = await newTenant(ctx.store);
+      const limits = { maxIdLength: 256, maxDataBytes: 65_536, maxDataDepth: 8, maxPastMs: MIN, maxFutureMs: MIN };
+      const raw = { specversion: '1.0', id: 'v', source: 'test', type: 'api.call', subject: 'sub-a', time: '2024-03-01T00:00:00Z', data: { b: 1, a: [2, 'x'] } };
+      const validated = (r: object, now = T0) => {
+        const v = validateEvent(r, limits, now);
+        assert.ok(v.ok);
+        return v.event;
+      };
+      // Stored hashes outlive versions: this one must never change, or a retry of an event stored by an
+      // older version would be judged a conflict.
+      assert.equal(validated(raw).hash, 'GwdhuxNLbSPbVNwETHnHAD81RPYckrjvDWit1t-WcWQ');
+      assert.deepEqual(await append(ctx.store, t, [validated(raw)]), ['accepted']);
+      // The same instant written another way is the same content.
+      assert.deepEqual(await append(ctx.store, t, [validated({ ...raw, time: '2024-03-01T01:00:00+01:00' }), validated(raw)]), ['duplicate', 'duplicate']);
+      assert.deepEqual(await append(ctx.store, t, [validated({ ...raw, data: { b: 2 } })]), ['conflict']);
+      // Without a time the event's time is the receipt's, left out of its identity: a resend is a duplicate.
+      const untimed = { ...raw, id: 'w', time: undefined };
+      assert.deepEqual(await append(ctx.store, t, [validated(untimed)]), ['accepted']);
+      assert.deepEqual(await append(ctx.store, t, [validated(untimed, T0 + 1000)]), ['duplicate']);
     });
 
     it('store an event whose first copy in a commit came in a call with stale meters', async () => {
