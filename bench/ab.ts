@@ -108,6 +108,16 @@ async function main() {
   await stopServers(servers);
 }
 
+/** The worktree and the temporary files go whatever happens (the servers are killed on exit by procs.ts). */
+function cleanUp() {
+  if (existsSync(join(work, 'b-tree'))) execFileSync('git', ['-C', ROOT, 'worktree', 'remove', '--force', join(work, 'b-tree')], { stdio: 'ignore' });
+  rmSync(work, { recursive: true, force: true });
+}
+process.once('SIGINT', () => {
+  cleanUp();
+  process.exit(130);
+});
+
 main()
   .catch((e) => {
     console.error(e);
@@ -115,6 +125,5 @@ main()
   })
   .finally(async () => {
     await stopAll();
-    if (existsSync(join(work, 'b-tree'))) execFileSync('git', ['-C', ROOT, 'worktree', 'remove', '--force', join(work, 'b-tree')], { stdio: 'ignore' });
-    rmSync(work, { recursive: true, force: true });
+    cleanUp();
   });
