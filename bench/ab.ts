@@ -4,6 +4,7 @@
 //   node --import tsx bench/ab.ts --b-ref HEAD~1                 (this tree against a commit: built in a worktree)
 //   node --import tsx bench/ab.ts --b-env WRITER_X=1 --batch 100  (the same build with other settings)
 import { Command, InvalidArgumentError } from 'commander';
+import { positive, positiveInt } from './args.js';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
@@ -15,45 +16,35 @@ import { ingestCases, type CaseDef, type CaseResult } from './cases.js';
 import { measureInTurns, type Subject } from './measure.js';
 import { stopAll } from './procs.js';
 import { setupTenant } from './seed.js';
-import { ROOT, startBaseline, startMeterd, stopServers, type Server } from './servers.js';
+import { ROOT, buildDist, startBaseline, startMeterd, stopServers, type Server } from './servers.js';
 
 const envList = (v: string, prev: Record<string, string> = {}) => {
   const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(v);
   if (!m) throw new InvalidArgumentError('expected NAME=value');
   return { ...prev, [m[1]]: m[2] };
 };
-const positive = (v: string) => {
-  const n = Number(v);
-  if (!(n > 0)) throw new InvalidArgumentError('expected a positive number');
-  return n;
-};
-
 const o = new Command('ab')
   .description('meterd A (this tree) against B (--b-ref or --b-env), in turns with the baseline')
   .option('--b-ref <ref>', 'B is meterd at this git commit, built in a temporary worktree')
   .option('--a-env <NAME=value>', 'setting for A (repeatable)', envList, {})
   .option('--b-env <NAME=value>', 'setting for B (repeatable)', envList, {})
-  .option('--batch <n>', 'events per request: 1 (B1) or 100 (B2)', positive, 1)
-  .option('--rounds <n>', 'rounds of baseline, A, B', positive, 6)
+  .option('--batch <n>', 'events per request: 1 (B1) or 100 (B2)', positiveInt, 1)
+  .option('--rounds <n>', 'rounds of baseline, A, B', positiveInt, 6)
   .option('--duration <s>', 'seconds per slice', positive, 8)
   .option('--warmup <s>', 'unmeasured seconds before each side', positive, 3)
-  .option('--connections <n>', 'keep-alive connections', positive, 64)
+  .option('--connections <n>', 'keep-alive connections', positiveInt, 64)
   .parse()
   .opts<{ bRef?: string; aEnv: Record<string, string>; bEnv: Record<string, string>; batch: number; rounds: number; duration: number; warmup: number; connections: number }>();
 
 const work = mkdtempSync(join(tmpdir(), 'meterd-ab-'));
 const say = (s: string) => process.stderr.write(`${s}\n`);
 
-function build(root: string) {
-  execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
-}
-
 /** A worktree of the ref with this tree's node_modules (the lockfile must not differ), built. */
 function checkout(ref: string): string {
   const dir = join(work, 'b-tree');
   execFileSync('git', ['-C', ROOT, 'worktree', 'add', '--detach', dir, ref], { stdio: 'ignore' });
   symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
-  build(dir);
+  buildDist(dir);
   return dir;
 }
 
@@ -71,7 +62,7 @@ async function main() {
   const [base1, base100, b1, b2] = ingestCases(o.connections);
   const [baseDef, caseDef] = o.batch === 1 ? [base1, b1] : [base100, b2];
   const adminKey = `bench-${randomBytes(16).toString('hex')}`;
-  build(ROOT);
+  buildDist();
   const bRoot = o.bRef ? checkout(o.bRef) : ROOT;
   const servers: Server[] = [await startBaseline(work)];
   const side = async (name: string, env: Record<string, string>, root: string) => {

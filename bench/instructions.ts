@@ -4,7 +4,8 @@
 // wall-clock figures do (the same build measured twice in turns: B1 at 0.72 to 1.03 of itself), so two
 // builds measured one after the other compare directly. Kernel time (syscalls, fsync) is not counted.
 //   node --import tsx bench/instructions.ts [--batch 100] [--requests 3000] [--baseline] [--top 30]
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
+import { positiveInt } from './args.js';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -15,23 +16,17 @@ import { loadConfig } from '../src/config.js';
 import { openServices } from '../src/main.js';
 import { freePort, startProgram, stop, waitHealthy } from './procs.js';
 import { setupTenant } from './seed.js';
-import { ROOT, measureEnv } from './servers.js';
+import { ROOT, buildDist, measureEnv } from './servers.js';
 import { ingestBody } from './workload.js';
-
-const positive = (v: string) => {
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer');
-  return n;
-};
 
 const o = new Command('instructions')
   .description('instructions per event of meterd (SQLite) under callgrind, per thread')
-  .option('--batch <n>', 'events per request', positive, 1)
-  .option('--requests <n>', 'measured requests (default 3,000 for batch 1, 200 otherwise)', positive)
-  .option('--warmup <n>', 'unmeasured requests first (default: as many as measured)', positive)
-  .option('--concurrency <n>', 'requests in flight', positive, 16)
+  .option('--batch <n>', 'events per request', positiveInt, 1)
+  .option('--requests <n>', 'measured requests (default 3,000 for batch 1, 200 otherwise)', positiveInt)
+  .option('--warmup <n>', 'unmeasured requests first (default: as many as measured)', positiveInt)
+  .option('--concurrency <n>', 'requests in flight', positiveInt, 16)
   .option('--baseline', "also count the baseline server's instructions per request")
-  .option('--top <n>', 'list the functions that cost most (own instructions), per thread', positive)
+  .option('--top <n>', 'list the functions that cost most (own instructions), per thread', positiveInt)
   .parse()
   .opts<{ batch: number; requests?: number; warmup?: number; concurrency: number; baseline?: boolean; top?: number }>();
 
@@ -126,7 +121,7 @@ async function count(name: string, script: string[], env: Record<string, string>
 
 async function main() {
   const adminKey = `bench-${randomBytes(16).toString('hex')}`;
-  execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { stdio: 'inherit' });
+  buildDist();
   const databaseUrl = `sqlite:${join(work, 'meterd.db')}`;
   const services = await openServices(loadConfig({ DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn' }));
   await setupTenant(services);

@@ -3,6 +3,7 @@
 // generator, in one run; writes bench/results/ (quick runs: bench/results/quick/). Targets are reported,
 // never enforced: the exit code is 1 only when the harness broke or a case got errors or lost events.
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { int, positive } from './args.js';
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -18,21 +19,11 @@ import { formatSummary, summarise } from './profile.js';
 import { stopAll } from './procs.js';
 import { machineInfo, markdown, sqliteReference, writeReport, type RunReport } from './report.js';
 import { seedEvents, settleKeyRuns, setupTenant, type SeedResult } from './seed.js';
-import { ROOT, measureEnv, sampleMemory, startBaseline, startMeterd, stopServers, type Server } from './servers.js';
+import { ROOT, buildDist, measureEnv, sampleMemory, startBaseline, startMeterd, stopServers, type Server } from './servers.js';
 import { soak } from './soak.js';
 import { emulateAutovacuum } from './autovacuum.js';
 import { seedMonth } from './workload.js';
 
-const int = (v: string) => {
-  const n = Number(v.replace(/_/g, ''));
-  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError('expected a non-negative integer');
-  return n;
-};
-const positive = (v: string) => {
-  const n = Number(v);
-  if (!(n > 0)) throw new InvalidArgumentError('expected a positive number');
-  return n;
-};
 const caseList = (v: string) => {
   const ids = v.split(',').map((s) => s.trim());
   for (const id of ids) if (!ALL_CASES.includes(id as CaseId)) throw new InvalidArgumentError(`unknown case ${id} (cases: ${ALL_CASES.join(', ')})`);
@@ -62,12 +53,6 @@ const program = new Command('bench')
 interface Opts {
   quick?: boolean; engine: Engine; seedEvents?: number; duration?: number; warmup?: number; connections: number; queryConnections: number;
   only?: CaseId[]; soak?: number; profile?: boolean; instances?: number; pgUrl: string; server: 'src' | 'dist'; seedBatch: number; serverProtection?: boolean; seedFile?: string; rounds?: number;
-}
-
-/** Compiles src to dist, so the server measured is the one `npm start` runs (no tsx in the process). */
-function buildDist(say: (s: string) => void) {
-  say('building dist (npm run build) ...');
-  execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { stdio: 'inherit' });
 }
 
 async function main(): Promise<number> {
@@ -166,7 +151,10 @@ async function main(): Promise<number> {
     const [base1, base100, b1, b2, b3] = ingestCases(o.connections);
     // The baseline stays up beside meterd: B1 and B2 are measured in turns with it.
     const baseline = wanted.has('baseline1') || wanted.has('baseline100') ? [await startBaseline(workDir)] : [];
-    if (o.server === 'dist') buildDist(say);
+    if (o.server === 'dist') {
+      say('building dist (npm run build) ...');
+      buildDist();
+    }
     const meterdOpts = { databaseUrl, adminKey, entry: o.server, profileDir, logDir: workDir, protection: !!o.serverProtection };
     for (let i = 0; i < instances; i++) servers.push(await startMeterd(i, meterdOpts));
     const sampler = setInterval(() => sampleMemory(servers), 500);

@@ -1,9 +1,15 @@
 // Starting the servers under test (the baseline, or one or more meterd instances) as separate
 // processes on loopback, and watching their memory and CPU while they run.
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { cpuSeconds, freePort, memoryMb, startNode, stop, waitHealthy, type Started } from './procs.js';
 
 export const ROOT = join(import.meta.dirname, '..');
+
+/** Compiles src to dist in `root`, so the server measured is the one `npm start` runs (no tsx in the process). */
+export function buildDist(root = ROOT): void {
+  execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
+}
 
 export interface Server {
   name: string;
