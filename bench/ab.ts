@@ -10,12 +10,10 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from '../src/config.js';
-import { openServices } from '../src/main.js';
 import { ingestCases, type CaseDef, type CaseResult } from './cases.js';
 import { measureInTurns, type Subject } from './measure.js';
 import { stopAll } from './procs.js';
-import { setupTenant } from './seed.js';
+import { benchDatabase } from './seed.js';
 import { ROOT, buildDist, startBaseline, startMeterd, stopServers, type Server } from './servers.js';
 
 const envList = (v: string, prev: Record<string, string> = {}) => {
@@ -48,13 +46,7 @@ function checkout(ref: string): string {
   return dir;
 }
 
-async function database(name: string): Promise<string> {
-  const url = `sqlite:${join(work, `${name}.db`)}`;
-  const services = await openServices(loadConfig({ DATABASE_URL: url, LOG_LEVEL: 'warn' }));
-  await setupTenant(services);
-  await services.store.close();
-  return url;
-}
+const label = (env: Record<string, string>) => (Object.keys(env).length > 0 ? ` ${JSON.stringify(env)}` : '');
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -66,7 +58,7 @@ async function main() {
   const bRoot = o.bRef ? checkout(o.bRef) : ROOT;
   const servers: Server[] = [await startBaseline(work)];
   const side = async (name: string, env: Record<string, string>, root: string) => {
-    const s = await startMeterd(0, { databaseUrl: await database(name), adminKey, entry: 'dist', logDir: work, protection: false, env, name, root });
+    const s = await startMeterd(0, { databaseUrl: await benchDatabase(`sqlite:${join(work, `${name}.db`)}`), adminKey, entry: 'dist', logDir: work, protection: false, env, name, root });
     servers.push(s);
     return s;
   };
@@ -91,10 +83,11 @@ async function main() {
     say(`round ${round + 1}: baseline ${rb.toFixed(0)} req/s, A ${ra.toFixed(0)} (${((ra / rb) * 100).toFixed(1)}%), B ${rbb.toFixed(0)} (${((rbb / rb) * 100).toFixed(1)}%), B/A ${(rbb / ra).toFixed(3)}${row.every((r) => r.valid) ? '' : ' INVALID'}`);
   }
   const events = (r: CaseResult) => r.eventsPerSec ?? r.requestsPerSec;
-  const sum = (k: number, f: (r: CaseResult) => number) => rows.reduce((s, row) => s + f(row[k]) * row[k].durationSec, 0) / rows.reduce((s, row) => s + row[k].durationSec, 0);
-  const [base, ra, rb] = [0, 1, 2].map((k) => sum(k, (r) => r.requestsPerSec));
-  console.log(`A ${o.aEnv && Object.keys(o.aEnv).length ? JSON.stringify(o.aEnv) : '(this tree)'}: ${sum(1, events).toFixed(0)} events/s, ${((ra / base) * 100).toFixed(1)}% of baseline`);
-  console.log(`B ${o.bRef ?? ''}${Object.keys(o.bEnv).length ? ` ${JSON.stringify(o.bEnv)}` : ''}: ${sum(2, events).toFixed(0)} events/s, ${((rb / base) * 100).toFixed(1)}% of baseline`);
+  // Per side, the mean over all its slices, weighted by their lengths.
+  const mean = (k: number, f: (r: CaseResult) => number) => rows.reduce((s, row) => s + f(row[k]) * row[k].durationSec, 0) / rows.reduce((s, row) => s + row[k].durationSec, 0);
+  const [base, ra, rb] = [0, 1, 2].map((k) => mean(k, (r) => r.requestsPerSec));
+  console.log(`A (this tree)${label(o.aEnv)}: ${mean(1, events).toFixed(0)} events/s, ${((ra / base) * 100).toFixed(1)}% of baseline`);
+  console.log(`B (${o.bRef ?? 'this tree'})${label(o.bEnv)}: ${mean(2, events).toFixed(0)} events/s, ${((rb / base) * 100).toFixed(1)}% of baseline`);
   console.log(`B/A over all rounds ${(rb / ra).toFixed(3)}, median of rounds ${median(rows.map((r) => r[2].requestsPerSec / r[1].requestsPerSec)).toFixed(3)} (${o.rounds} rounds of ${o.duration} s, batch ${o.batch})`);
   await stopServers(servers);
 }

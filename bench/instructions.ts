@@ -12,10 +12,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync }
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from '../src/config.js';
-import { openServices } from '../src/main.js';
 import { freePort, startProgram, stop, waitHealthy } from './procs.js';
-import { setupTenant } from './seed.js';
+import { benchDatabase } from './seed.js';
 import { ROOT, buildDist, measureEnv } from './servers.js';
 import { ingestBody } from './workload.js';
 
@@ -122,10 +120,7 @@ async function count(name: string, script: string[], env: Record<string, string>
 async function main() {
   const adminKey = `bench-${randomBytes(16).toString('hex')}`;
   buildDist();
-  const databaseUrl = `sqlite:${join(work, 'meterd.db')}`;
-  const services = await openServices(loadConfig({ DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn' }));
-  await setupTenant(services);
-  await services.store.close();
+  const databaseUrl = await benchDatabase(`sqlite:${join(work, 'meterd.db')}`);
   const events = requests * o.batch;
   const report = (name: string, threads: ThreadCost[]) => {
     const main = threads.find((t) => t.thread === '01');

@@ -2,7 +2,8 @@
 // customers) and seeding events in bulk through the same append path the HTTP API uses.
 import Database from 'better-sqlite3';
 import { systemCtx } from '../src/core/context.js';
-import type { Services } from '../src/main.js';
+import { openServices, type Services } from '../src/main.js';
+import { loadConfig } from '../src/config.js';
 import { validateEvent } from '../src/modules/events/event-validation.js';
 import type { NewEvent } from '../src/modules/events/events.types.js';
 import { CUSTOMERS, EVENT_TYPE, GROUP_BY, METERS, TENANT, seedEvent, subjectOf } from './workload.js';
@@ -17,6 +18,14 @@ export async function setupTenant(s: Services): Promise<void> {
     const subject = subjectOf(i);
     await s.customers.create(ctx, { key: subject, name: `Customer ${i}`, subjects: [subject] });
   }
+}
+
+/** A fresh database with the bench tenant set up, closed again for a server to open (bench/ab.ts, bench/instructions.ts). */
+export async function benchDatabase(databaseUrl: string): Promise<string> {
+  const services = await openServices(loadConfig({ DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn' }));
+  await setupTenant(services);
+  await services.store.close();
+  return databaseUrl;
 }
 
 export interface SeedResult { events: number; seconds: number; eventsPerSec: number }
