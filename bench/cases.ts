@@ -75,6 +75,12 @@ export interface CaseResult {
   reference?: { title: string; eventsPerSec?: number; requestsPerSec: number; latencyMs: LoadResult['latencyMs']; serverCpuPercent: number };
   /** The whole machine over the measured run, in percent of all cores' time (/proc/stat). */
   machineCpu?: MachineShares;
+  /**
+   * Each server thread's share of the measured time, per instance, in percent of one core: running, and
+   * runnable but waiting for a CPU (/proc schedstat). A thread near 100% running bounds the case; time
+   * neither running nor waiting is time it slept (for I/O, a lock or another thread's answer).
+   */
+  threads?: Array<{ thread: string; runPercent: number; waitPercent: number }>;
   /** Ingest check: events stored with a time inside the measured run (the COUNT meter) vs acknowledged. */
   stored?: { acknowledged: number; storedInRun: number; ok: boolean };
   /**

@@ -14,7 +14,7 @@ import type { CaseDef, CaseResult } from './cases.js';
 import { runLoad, type LoadResult, type LoadSpec } from './load.js';
 import { Samples } from './latency.js';
 import { cpuOf, sampleMemory, type Server } from './servers.js';
-import { machineShares, machineTicks, ticksBetween, type MachineTicks } from './procs.js';
+import { machineShares, machineTicks, threadTimes, ticksBetween, type MachineTicks, type ThreadTime } from './procs.js';
 import { COUNT_METER, TENANT } from './workload.js';
 
 export interface MeasureContext {
@@ -79,13 +79,34 @@ interface Slice {
   elapsed: number;
   serverCpu: number;
   machine?: MachineTicks;
+  /** Per server thread kind: ns run on a CPU and ns waited for one over the slice, all servers together. */
+  threads: Map<string, { runNs: number; waitNs: number }>;
   /** Ingest: events the COUNT meter holds with a time inside the slice. */
   storedInRun?: number;
+}
+
+/**
+ * Thread time between two readings, by kind: the main thread, a named thread (meterd's SQLite writer),
+ * and every other thread together (libuv's pool, V8's workers: each of them alone is noise).
+ */
+function threadsBetween(before: ThreadTime[], after: ThreadTime[]): Slice['threads'] {
+  const was = new Map(before.map((t) => [t.tid, t]));
+  const out: Slice['threads'] = new Map();
+  for (const t of after) {
+    const b = was.get(t.tid);
+    const kind = t.name === 'main' || t.name.startsWith('meterd-') ? t.name : 'other threads';
+    const k = out.get(kind) ?? { runNs: 0, waitNs: 0 };
+    k.runNs += t.runNs - (b?.runNs ?? 0);
+    k.waitNs += t.waitNs - (b?.waitNs ?? 0);
+    out.set(kind, k);
+  }
+  return out;
 }
 
 /** One measured slice of a subject's load. */
 async function slice(x: Subject, m: MeasureContext, last: boolean): Promise<{ slice: Slice; unfolded?: CaseResult['unfolded'] }> {
   const cpu0 = cpuOf(x.servers);
+  const threads0 = x.servers.map((s) => threadTimes(s.pid));
   const machine0 = machineTicks();
   const t0 = performance.now();
   // The generator stamps each event with the time its request is built, so the events of this slice (and
@@ -95,9 +116,13 @@ async function slice(x: Subject, m: MeasureContext, last: boolean): Promise<{ sl
   const wall1 = Date.now() + 1;
   const elapsed = (performance.now() - t0) / 1000;
   const cpu1 = cpuOf(x.servers);
+  const threads1 = x.servers.map((s) => threadTimes(s.pid));
   const machine1 = machineTicks();
   sampleMemory(x.servers);
-  const out: Slice = { load, elapsed, serverCpu: cpu1.reduce((a, c, i) => a + (c - cpu0[i]), 0), machine: machine0 && machine1 ? ticksBetween(machine0, machine1) : undefined };
+  const out: Slice = {
+    load, elapsed, serverCpu: cpu1.reduce((a, c, i) => a + (c - cpu0[i]), 0), machine: machine0 && machine1 ? ticksBetween(machine0, machine1) : undefined,
+    threads: threadsBetween(threads0.flat(), threads1.flat()),
+  };
   let unfolded: CaseResult['unfolded'];
   if (x.def.work.kind === 'ingest' && x.def.target === 'meterd' && x.services) {
     if (last) {
@@ -182,6 +207,13 @@ function combine(x: Subject, slices: Slice[], drained: number, unfolded: CaseRes
       if (!ok) problems.push(`stored ${delta} events but receipts acknowledged ${accepted}`);
     }
   }
+  // Per instance, in percent of one core over the measured time.
+  const threads: CaseResult['threads'] = [];
+  for (const kind of new Set(slices.flatMap((s) => [...s.threads.keys()]))) {
+    const ns = (f: (t: { runNs: number; waitNs: number }) => number) => sum((s) => { const t = s.threads.get(kind); return t ? f(t) : 0; });
+    const pct = (v: number) => Math.round((v / 1e9 / elapsed / servers.length) * 1000) / 10;
+    threads.push({ thread: kind, runPercent: pct(ns((t) => t.runNs)), waitPercent: pct(ns((t) => t.waitNs)) });
+  }
   const clientCpuPercent = durationSec > 0 ? sum((s) => s.load.clientCpuPercent * s.load.durationSec) / durationSec : 0;
   return {
     id: def.id,
@@ -200,6 +232,7 @@ function combine(x: Subject, slices: Slice[], drained: number, unfolded: CaseRes
     serverCpuPercent: (sum((s) => s.serverCpu) / elapsed) * 100,
     clientCpuPercent,
     machineCpu: machine,
+    threads,
     stored,
     unfolded,
     serverRssMb: servers.map((s) => Math.round(s.lastRssMb)),

@@ -1,7 +1,7 @@
 // Child processes of a run (servers, load generators): started here, tracked, and always stopped —
 // on success, on error, on Ctrl-C. Also reads a process's memory and CPU time from /proc.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, readFileSync } from 'node:fs';
+import { createWriteStream, readFileSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 
@@ -134,4 +134,32 @@ export function cpuSeconds(pid: number): number {
   } catch {
     return NaN;
   }
+}
+
+/** One thread's scheduler accounting so far (/proc/<pid>/task/<tid>/schedstat), in nanoseconds. */
+export interface ThreadTime { tid: number; name: string; runNs: number; waitNs: number }
+
+/**
+ * Every thread of a process: its name (the main thread is "main"; meterd names its SQLite writer
+ * "meterd-writer"), the time it ran on a CPU and the time it waited, runnable, for one. Waiting
+ * shows threads of one process (or the load generator) crowding each other off the machine's cores.
+ */
+export function threadTimes(pid: number): ThreadTime[] {
+  const out: ThreadTime[] = [];
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const t of tids) {
+    try {
+      const [run, wait] = readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ').map(Number);
+      const tid = Number(t);
+      out.push({ tid, name: tid === pid ? 'main' : readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').trim(), runNs: run, waitNs: wait });
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return out;
 }

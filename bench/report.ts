@@ -88,6 +88,31 @@ const notes = (c: CaseResult) =>
     ...(c.unfolded ? [`${n0(c.unfolded.events)} unfolded at the end, first read ${ms(c.unfolded.firstReadMs)} ms`] : []),
   ].join('; ');
 
+/** The thread kinds a case reports, e.g. "main 68.2% run + 12.5% waiting". */
+export const threadLine = (c: CaseResult) => (c.threads ?? []).map((t) => `${t.thread} ${t.runPercent}% run + ${t.waitPercent}% waiting`).join(', ');
+
+/**
+ * Where each server spent the measured time, per thread kind: the thread that runs nearly all the time
+ * bounds the case; one that waits long for a CPU is crowded off the cores by the others.
+ */
+function threadTable(r: RunReport): string[] {
+  const cases = r.cases.filter((c) => c.threads?.length);
+  if (cases.length === 0) return [];
+  const kinds = [...new Set(cases.flatMap((c) => c.threads!.map((t) => t.thread)))];
+  const cell = (c: CaseResult, kind: string) => {
+    const t = c.threads!.find((x) => x.thread === kind);
+    return t ? `${t.runPercent.toFixed(0)}% + ${t.waitPercent.toFixed(0)}%` : '';
+  };
+  return [
+    'Server threads over each case, per instance, in % of one core: running + runnable but waiting for a CPU (/proc schedstat).',
+    '',
+    `| case | ${kinds.join(' | ')} |`,
+    `|---|${kinds.map(() => '---:').join('|')}|`,
+    ...cases.map((c) => `| ${c.id} | ${kinds.map((k) => cell(c, k)).join(' | ')} |`),
+    '',
+  ];
+}
+
 export function markdown(r: RunReport): string {
   const m = r.machine;
   const base = (c: CaseResult) => {
@@ -112,6 +137,7 @@ export function markdown(r: RunReport): string {
     '',
     `Peak server RSS (VmHWM): ${r.peakRssMb.map((x) => `${x.toFixed(0)} MB`).join(', ') || 'n/a'}${peakCase(r)}.`,
     '',
+    ...threadTable(r),
     '| target | measure | limit | measured | result |',
     '|---|---|---|---|---|',
     ...r.targets.map((t) => `| ${t.id} | ${t.description} | ${t.limit} | ${t.measured} | ${t.pass === null ? '—' : t.pass ? 'pass' : 'FAIL'} |`),

@@ -17,7 +17,7 @@ import { ALL_CASES, evaluateTargets, ingestCases, queryCases, type CaseId, type 
 import { measure, measureInTurns, type Subject } from './measure.js';
 import { formatSummary, summarise } from './profile.js';
 import { stopAll } from './procs.js';
-import { machineInfo, markdown, sqliteReference, writeReport, type RunReport } from './report.js';
+import { machineInfo, markdown, sqliteReference, threadLine, writeReport, type RunReport } from './report.js';
 import { seedEvents, settleKeyRuns, setupTenant, type SeedResult } from './seed.js';
 import { ROOT, buildDist, measureEnv, sampleMemory, startBaseline, startMeterd, stopServers, type Server } from './servers.js';
 import { soak } from './soak.js';
@@ -136,8 +136,10 @@ async function main(): Promise<number> {
     const results: CaseResult[] = [];
     // Percentiles of a case without answers are NaN, which JSON carries as null.
     const f = (v: number | null) => (v === null || !Number.isFinite(v) ? 'n/a' : v.toFixed(2));
-    const show = (r: CaseResult, label: string = r.id) =>
+    const show = (r: CaseResult, label: string = r.id) => {
       say(`  ${label}: ${r.eventsPerSec !== undefined ? `${Math.round(r.eventsPerSec)} events/s, ` : ''}${Math.round(r.requestsPerSec)} req/s, p50 ${f(r.latencyMs.p50)} ms, p99 ${f(r.latencyMs.p99)} ms${r.machineCpu ? ` (machine: busy ${r.machineCpu.busy}%, iowait ${r.machineCpu.iowait}%, steal ${r.machineCpu.steal}%)` : ''}${r.valid ? '' : ` — INVALID: ${r.problems.join('; ')}`}${r.warnings.length ? ` (${r.warnings.join('; ')})` : ''}`);
+      if (r.threads?.length) say(`    threads: ${threadLine(r)}`);
+    };
     /** The wanted subjects, measured in turns; their results are kept. */
     const inTurns = async (subjects: Subject[]) => {
       const chosen = subjects.filter((x) => wanted.has(x.def.id));

@@ -2,9 +2,14 @@
 // never block the thread that parses requests. Messages: { id, jobs } -> { id, results };
 // { id, fold } folds pending rollups (a reader is about to read the tables); { id, close }.
 import { parentPort, workerData } from 'node:worker_threads';
+import { writeFileSync } from 'node:fs';
 import { openDatabase } from './open.js';
 import { AppendWriter, type WireJob, type WireResult, type WriterOptions } from './append-writer.js';
 
+// Named for top -H, ps and the bench's per-thread accounting (Linux only; elsewhere it stays unnamed).
+try {
+  writeFileSync('/proc/thread-self/comm', 'meterd-writer');
+} catch {}
 const { path, cacheMiB, options } = workerData as { path: string; cacheMiB: number; options?: WriterOptions };
 const db = openDatabase(path, cacheMiB);
 const writer = new AppendWriter(db, options);
