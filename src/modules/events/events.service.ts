@@ -83,10 +83,10 @@ export class EventsService {
     }
     for (let attempt = 0; ; attempt++) {
       const set = await this.meters.get(tenantId);
-      const items = events.map((event) => ({ event, deltas: set.deltasFor(event) }));
       try {
         const started = performance.now();
-        const statuses = await this.store.appendEvents(tenantId, set.version, items);
+        // No local holds the items while the commit runs: stores may keep a smaller form of them.
+        const statuses = await this.store.appendEvents(tenantId, set.version, events.map((event) => ({ event, deltas: set.deltasFor(event) })));
         this.metrics.appended((performance.now() - started) / 1000);
         this.count(statuses);
         return statuses;
