@@ -80,10 +80,12 @@ interface Slice {
   serverCpu: number;
   machine?: MachineTicks;
   /** Per server thread kind: ns run on a CPU and ns waited for one over the slice, all servers together. */
-  threads: Map<string, { runNs: number; waitNs: number }>;
+  threads: Map<string, ThreadSpan>;
   /** Ingest: events the COUNT meter holds with a time inside the slice. */
   storedInRun?: number;
 }
+
+type ThreadSpan = Pick<ThreadTime, 'runNs' | 'waitNs'>;
 
 /**
  * Thread time between two readings, by kind: the main thread, a named thread (meterd's SQLite writer),
@@ -210,7 +212,7 @@ function combine(x: Subject, slices: Slice[], drained: number, unfolded: CaseRes
   // Per instance, in percent of one core over the measured time.
   const threads: CaseResult['threads'] = [];
   for (const kind of new Set(slices.flatMap((s) => [...s.threads.keys()]))) {
-    const ns = (f: (t: { runNs: number; waitNs: number }) => number) => sum((s) => { const t = s.threads.get(kind); return t ? f(t) : 0; });
+    const ns = (f: (t: ThreadSpan) => number) => sum((s) => { const t = s.threads.get(kind); return t ? f(t) : 0; });
     const pct = (v: number) => Math.round((v / 1e9 / elapsed / servers.length) * 1000) / 10;
     threads.push({ thread: kind, runPercent: pct(ns((t) => t.runNs)), waitPercent: pct(ns((t) => t.waitNs)) });
   }

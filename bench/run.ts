@@ -5,7 +5,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { int, positive } from './args.js';
 import { randomBytes } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
