@@ -3,7 +3,9 @@
 // here) falls on all three alike. Reports each side's ratio to the baseline and B/A per round.
 //   node --import tsx bench/ab.ts --b-ref HEAD~1                 (this tree against a commit: built in a worktree)
 //   node --import tsx bench/ab.ts --b-env WRITER_X=1 --batch 100  (the same build with other settings)
-import { Command, InvalidArgumentError } from 'commander';
+//   node --import tsx bench/ab.ts --engine postgres ...            (each side on its own schema, 2 instances)
+import { Command, InvalidArgumentError, Option } from 'commander';
+import pg from 'pg';
 import { positive, positiveInt } from './args.js';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -14,6 +16,8 @@ import { ingestCases, type CaseDef, type CaseResult } from './cases.js';
 import { measureInTurns, type Subject } from './measure.js';
 import { stopAll } from './procs.js';
 import { benchDatabase } from './seed.js';
+import { openServices, type Services } from '../src/main.js';
+import { loadConfig } from '../src/config.js';
 import { ROOT, buildDist, startBaseline, startMeterd, stopServers, type Server } from './servers.js';
 
 const envList = (v: string, prev: Record<string, string> = {}) => {
@@ -31,8 +35,18 @@ const o = new Command('ab')
   .option('--duration <s>', 'seconds per slice', positive, 8)
   .option('--warmup <s>', 'unmeasured seconds before each side', positive, 3)
   .option('--connections <n>', 'keep-alive connections', positiveInt, 64)
+  .addOption(new Option('--engine <engine>', 'database engine').choices(['sqlite', 'postgres']).default('sqlite'))
+  .option('--instances <n>', 'meterd instances per side (default 1 on SQLite, 2 on PostgreSQL)', positiveInt)
+  .option('--pg-url <url>', 'PostgreSQL server (a schema per side is made and dropped)', 'postgres://postgres@127.0.0.1:5432/test')
   .parse()
-  .opts<{ bRef?: string; aEnv: Record<string, string>; bEnv: Record<string, string>; batch: number; rounds: number; duration: number; warmup: number; connections: number }>();
+  .opts<{
+    bRef?: string; aEnv: Record<string, string>; bEnv: Record<string, string>; batch: number; rounds: number; duration: number; warmup: number; connections: number;
+    engine: 'sqlite' | 'postgres'; instances?: number; pgUrl: string;
+  }>();
+const instances = o.instances ?? (o.engine === 'postgres' ? 2 : 1);
+/** PostgreSQL schemas made for the sides, dropped at the end. */
+const schemas: string[] = [];
+const services: Services[] = [];
 
 const work = mkdtempSync(join(tmpdir(), 'meterd-ab-'));
 const say = (s: string) => process.stderr.write(`${s}\n`);
@@ -57,19 +71,23 @@ async function main() {
   buildDist();
   const bRoot = o.bRef ? checkout(o.bRef) : ROOT;
   const servers: Server[] = [await startBaseline(work)];
-  const side = async (name: string, env: Record<string, string>, root: string) => {
-    const s = await startMeterd(0, { databaseUrl: await benchDatabase(`sqlite:${join(work, `${name}.db`)}`), adminKey, entry: 'dist', logDir: work, protection: false, env, name, root });
-    servers.push(s);
-    return s;
+  const side = async (name: string, env: Record<string, string>, root: string): Promise<Subject> => {
+    let url = `sqlite:${join(work, `${name}.db`)}`;
+    if (o.engine === 'postgres') {
+      const schema = `ab_${name}_${Date.now()}_${process.pid}`;
+      schemas.push(schema);
+      url = `${o.pgUrl}${o.pgUrl.includes('?') ? '&' : '?'}schema=${schema}`;
+    }
+    const databaseUrl = await benchDatabase(url);
+    const mine: Server[] = [];
+    for (let i = 0; i < instances; i++) mine.push(await startMeterd(i, { databaseUrl, adminKey, entry: 'dist', logDir: work, protection: false, env, name, root }));
+    servers.push(...mine);
+    // In-process services on the side's database: they count what was stored and report what a read must fold first.
+    const sv = await openServices(loadConfig({ DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn' }));
+    services.push(sv);
+    return { def: { ...caseDef, title: name.toUpperCase() }, servers: mine, services: sv, logName: `loadgen-${name}.log` };
   };
-  const a = await side('a', o.aEnv, ROOT);
-  const b = await side('b', o.bEnv, bRoot);
-  const def = (label: string): CaseDef => ({ ...caseDef, title: label });
-  const subjects: Subject[] = [
-    { def: baseDef, servers: [servers[0]] },
-    { def: def('A'), servers: [a], logName: 'loadgen-a.log' },
-    { def: def('B'), servers: [b], logName: 'loadgen-b.log' },
-  ];
+  const subjects: Subject[] = [{ def: baseDef, servers: [servers[0]] }, await side('a', o.aEnv, ROOT), await side('b', o.bEnv, bRoot)];
   const m = { token: adminKey, durationSec: o.duration, warmupSec: o.warmup, logDir: work };
   const rows: CaseResult[][] = [];
   for (let round = 0; round < o.rounds; round++) {
@@ -88,7 +106,10 @@ async function main() {
   const [base, ra, rb] = [0, 1, 2].map((k) => mean(k, (r) => r.requestsPerSec));
   console.log(`A (this tree)${label(o.aEnv)}: ${mean(1, events).toFixed(0)} events/s, ${((ra / base) * 100).toFixed(1)}% of baseline`);
   console.log(`B (${o.bRef ?? 'this tree'})${label(o.bEnv)}: ${mean(2, events).toFixed(0)} events/s, ${((rb / base) * 100).toFixed(1)}% of baseline`);
-  console.log(`B/A over all rounds ${(rb / ra).toFixed(3)}, median of rounds ${median(rows.map((r) => r[2].requestsPerSec / r[1].requestsPerSec)).toFixed(3)} (${o.rounds} rounds of ${o.duration} s, batch ${o.batch})`);
+  const reads = (k: number) => rows.map((row) => row[k].unfolded).filter((u) => u !== undefined).map((u) => `${u.events} unfolded, first read ${u.firstReadMs.toFixed(0)} ms`);
+  console.log(`after each slice, A: ${reads(1).join('; ')}`);
+  console.log(`after each slice, B: ${reads(2).join('; ')}`);
+  console.log(`B/A over all rounds ${(rb / ra).toFixed(3)}, median of rounds ${median(rows.map((r) => r[2].requestsPerSec / r[1].requestsPerSec)).toFixed(3)} (${o.rounds} rounds of ${o.duration} s, batch ${o.batch}, ${o.engine}, ${instances} instance(s) per side)`);
   await stopServers(servers);
 }
 
@@ -109,5 +130,20 @@ main()
   })
   .finally(async () => {
     await stopAll();
+    for (const sv of services) await sv.store.close().catch(() => {});
+    await dropSchemas();
     cleanUp();
   });
+
+async function dropSchemas() {
+  if (schemas.length === 0) return;
+  const c = new pg.Client({ connectionString: o.pgUrl });
+  try {
+    await c.connect();
+    for (const schema of schemas) await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  } catch (e) {
+    say(`could not drop schemas ${schemas.join(', ')}: ${(e as Error).message}`);
+  } finally {
+    await c.end().catch(() => {});
+  }
+}

@@ -4,11 +4,9 @@
 // WAL bytes per event and full-page images per event (pg_stat_wal, so the server should be otherwise idle).
 //   N=3000000 SECS=15 SCHEMA=walbench node --import tsx bench/pg-wal.ts    (drop the schema to start over)
 import pg from 'pg';
-import { eventLimitsOf, openServices } from '../src/main.js';
-import { loadConfig } from '../src/config.js';
-import { validateEvent } from '../src/modules/events/event-validation.js';
-import { seedEvents, setupTenant } from './seed.js';
-import { TENANT, eventJson, seedMonth } from './workload.js';
+import { eventLimitsOf } from '../src/main.js';
+import { keptSchema, liveBatch } from './seed.js';
+import { TENANT } from './workload.js';
 
 const PG = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const SCHEMA = process.env.SCHEMA ?? 'walbench';
@@ -19,15 +17,8 @@ const CALLS = Number(process.env.CALLS ?? 32);
 
 const admin = new pg.Client({ connectionString: PG });
 await admin.connect();
-const fresh = (await admin.query('SELECT 1 FROM information_schema.schemata WHERE schema_name = $1', [SCHEMA])).rowCount === 0;
-const s = await openServices(loadConfig({ DATABASE_URL: `${PG}?schema=${SCHEMA}`, LOG_LEVEL: 'warn' }));
+const s = await keptSchema(PG, SCHEMA, N);
 try {
-  if (fresh) {
-    await setupTenant(s);
-    const r = await seedEvents(s, N, seedMonth(), { batch: 5000, concurrency: 4 });
-    await s.store.settle();
-    console.log(`seeded ${N.toLocaleString('en-US')} events at ${Math.round(r.eventsPerSec)} events/s`);
-  }
   const limits = eventLimitsOf(s.config);
   const wal = async () => (await admin.query<{ lsn: string; fpi: string }>('SELECT pg_current_wal_lsn()::text AS lsn, wal_fpi::text AS fpi FROM pg_stat_wal')).rows[0];
   const before = await wal();
@@ -35,13 +26,7 @@ try {
   let events = 0;
   await Promise.all(Array.from({ length: CALLS }, async () => {
     while (Date.now() < end) {
-      const now = Date.now();
-      const batch = Array.from({ length: BATCH }, () => {
-        const v = validateEvent(JSON.parse(eventJson(new Date(now).toISOString())), limits, now);
-        if (!v.ok) throw new Error(v.error);
-        return v.event;
-      });
-      await s.events.append(TENANT, batch);
+      await s.events.append(TENANT, liveBatch(BATCH, limits));
       events += BATCH;
     }
   }));

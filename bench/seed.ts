@@ -1,14 +1,44 @@
 // Setting up the benchmark tenant in-process (meters first, so seeded events get their rollups; then
 // customers) and seeding events in bulk through the same append path the HTTP API uses.
 import Database from 'better-sqlite3';
+import pg from 'pg';
 import { systemCtx } from '../src/core/context.js';
 import { openServices, type Services } from '../src/main.js';
 import { loadConfig } from '../src/config.js';
 import { validateEvent } from '../src/modules/events/event-validation.js';
 import type { NewEvent } from '../src/modules/events/events.types.js';
-import { CUSTOMERS, EVENT_TYPE, GROUP_BY, METERS, TENANT, seedEvent, subjectOf } from './workload.js';
+import type { EventLimits } from '../src/modules/events/event-validation.js';
+import { CUSTOMERS, EVENT_TYPE, GROUP_BY, METERS, TENANT, eventJson, seedEvent, seedMonth, subjectOf } from './workload.js';
 
 const ctx = systemCtx(TENANT, 'bench');
+
+/**
+ * Services on a PostgreSQL schema that an in-process tool keeps between runs: set up and seeded with
+ * `seed` events of the bench's month the first time (drop the schema to start over).
+ */
+export async function keptSchema(pgUrl: string, schema: string, seed: number, settings: Record<string, string> = {}): Promise<Services> {
+  const admin = new pg.Client({ connectionString: pgUrl });
+  await admin.connect();
+  const fresh = await admin.query('SELECT 1 FROM information_schema.schemata WHERE schema_name = $1', [schema]).then((r) => r.rowCount === 0).finally(() => admin.end());
+  const s = await openServices(loadConfig({ DATABASE_URL: `${pgUrl}?schema=${schema}`, LOG_LEVEL: 'warn', ...settings }));
+  if (fresh) {
+    await setupTenant(s);
+    const r = await seedEvents(s, seed, seedMonth(), { batch: 5000, concurrency: 4 });
+    await s.store.settle();
+    console.log(`seeded ${seed.toLocaleString('en-US')} events at ${Math.round(r.eventsPerSec)} events/s`);
+  }
+  return s;
+}
+
+/** `size` events as the load generator sends them (time now), validated for an in-process append. */
+export function liveBatch(size: number, limits: EventLimits): NewEvent[] {
+  const now = Date.now();
+  return Array.from({ length: size }, () => {
+    const v = validateEvent(JSON.parse(eventJson(new Date(now).toISOString())), limits, now);
+    if (!v.ok) throw new Error(v.error);
+    return v.event;
+  });
+}
 
 export async function setupTenant(s: Services): Promise<void> {
   for (const m of METERS) {

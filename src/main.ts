@@ -65,7 +65,12 @@ export function buildServices(config: Config, store: Store): Services {
 
 /** Opens the database, migrates it and makes sure the default tenant exists. */
 export async function openServices(config: Config): Promise<Services> {
-  const store = await openStore({ url: config.DATABASE_URL, poolSize: config.DB_POOL_SIZE, statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS });
+  const store = await openStore({
+    url: config.DATABASE_URL,
+    poolSize: config.DB_POOL_SIZE,
+    statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
+    fold: { events: config.ROLLUP_FOLD_EVENTS, afterMs: config.ROLLUP_FOLD_INTERVAL_MS },
+  });
   try {
     await store.migrate();
     const services = buildServices(config, store);

@@ -8,7 +8,7 @@ import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
 import { Partitions, partitionName } from '../../src/store/postgres/partitions.js';
 import { dropSchemas, postgresAvailability, randomSchema } from './engines.js';
 import { ALL_BUCKETS, append, assertRollupsMatchEvents, createMeter, mkEvent, mkMeter, newTenant } from './helpers.js';
-import { FOLD_LOCK } from '../../src/store/postgres/pending.js';
+import { FOLD_LOCK, foldSome, lockFolds } from '../../src/store/postgres/pending.js';
 import { keyDigest } from '../../src/store/postgres/append.js';
 import { postgresMigrations } from '../../src/store/postgres/migrations.js';
 import pg from 'pg';
@@ -175,6 +175,73 @@ if ('url' in postgres) {
       } finally {
         other.release();
         await quiet.close();
+      }
+    });
+
+    it('says whether a fold pass left rows, so background folds stop once they have taken what they saw', async () => {
+      const u = new URL(url);
+      u.searchParams.set('schema', schema);
+      const quiet = new PostgresStore({ url: u.toString(), poolSize: 3, fold: { events: 1e12, afterMs: 1e9 } });
+      try {
+        await quiet.settle();
+        const t = await newTenant(quiet);
+        await createMeter(quiet, mkMeter(t, 'tokens', 'SUM'));
+        // Five commits, five pending rows of one event each.
+        for (const id of ['a', 'b', 'c', 'd', 'e']) await append(quiet, t, [mkEvent({ id, time: Date.UTC(2024, 0, 1), data: { value: '1' } })]);
+        const c = await quiet.rawPool.connect();
+        try {
+          await c.query('BEGIN');
+          await lockFolds(c, schema);
+          assert.deepEqual(await foldSome(c, 2), { events: 2, more: true });
+          assert.deepEqual(await foldSome(c, 100), { events: 3, more: false });
+          assert.deepEqual(await foldSome(c, 100), { events: 0, more: false });
+          await c.query('ROLLBACK');
+        } finally {
+          c.release();
+        }
+      } finally {
+        await quiet.close();
+      }
+    });
+
+    it('times background folds by the oldest pending row, whichever instance stored it', async () => {
+      const u = new URL(url);
+      u.searchParams.set('schema', schema);
+      const afterMs = 2000;
+      const open = () => new PostgresStore({ url: u.toString(), poolSize: 3, fold: { events: 1e12, afterMs } });
+      const a = open();
+      const b = open();
+      try {
+        await a.settle();
+        const t = await newTenant(a);
+        await createMeter(a, mkMeter(t, 'tokens', 'SUM'));
+        const pending = async () => Number((await a.rawPool.query<{ n: string }>('SELECT count(*) AS n FROM rollup_pending')).rows[0].n);
+        const until = async (ms: number, done: () => Promise<boolean>) => {
+          const end = Date.now() + ms;
+          while (!(await done())) {
+            if (Date.now() > end) return false;
+            await new Promise((r) => setTimeout(r, 50));
+          }
+          return true;
+        };
+        const event = (id: string) => [mkEvent({ id, time: Date.UTC(2024, 0, 1), data: { value: '1' } })];
+        const t0 = Date.now();
+        await append(a, t, event('a')); // a's timer: due at t0 + 2000
+        await new Promise((r) => setTimeout(r, 1000));
+        await append(b, t, event('b')); // b's timer: fires at t0 + 3000
+        // a's fold takes both rows.
+        assert.ok(await until(3000, async () => (await pending()) === 0), 'the first fold came');
+        const late = Date.now();
+        await append(b, t, event('c'));
+        // b's timer has fired (t0 + 3000) and found c younger than the interval: it waits for c's age, not its own timer.
+        await new Promise((r) => setTimeout(r, Math.max(0, t0 + 3500 - Date.now())));
+        assert.ok(Date.now() - late < afterMs - 300, 'the test ran too slowly to judge');
+        assert.equal(await pending(), 1, 'c is still pending: it is younger than the interval');
+        assert.ok(await until(afterMs + 2000, async () => (await pending()) === 0), 'c is folded once it is old enough');
+        assert.ok(Date.now() - late >= afterMs - 100, 'and not before');
+      } finally {
+        await a.close();
+        await b.close();
       }
     });
 

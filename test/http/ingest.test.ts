@@ -158,4 +158,31 @@ for (const engine of engines()) {
       assert.equal((await post(e)).body.events[0].status, 'duplicate');
     });
   });
+
+  describe(`rollup folds [${engine.name}]`, () => {
+    /** How long the app took to fold one ingested batch without being asked (no read), or undefined if not within `ms`. */
+    const foldedWithin = async (settings: Partial<TestApp['config']>, events: number, ms: number) => {
+      const app = await startApp(engine, settings);
+      try {
+        const ten = await app.tenant();
+        await call(app.url, 'POST', '/v1/meters', { key: ten.admin, body: { slug: 'n', eventType: 'req', aggregation: 'SUM', valueProperty: '$.n' } });
+        const r = await call(app.url, 'POST', '/v1/events', { key: ten.ingest, body: Array.from({ length: events }, (_, i) => ev(`f${i}`)) });
+        assert.equal(r.body.accepted, events, r.text);
+        const t0 = Date.now();
+        while (Date.now() - t0 < ms) {
+          if ((await app.services.store.unfoldedEvents()) === 0) return Date.now() - t0;
+          await new Promise((res) => setTimeout(res, 25));
+        }
+        return undefined;
+      } finally {
+        await app.close();
+      }
+    };
+
+    it('folds after ROLLUP_FOLD_INTERVAL_MS, or once ROLLUP_FOLD_EVENTS events are stored', async () => {
+      assert.notEqual(await foldedWithin({ ROLLUP_FOLD_INTERVAL_MS: 100, ROLLUP_FOLD_EVENTS: 1_000_000 }, 1, 1500), undefined, 'folded after the interval');
+      assert.notEqual(await foldedWithin({ ROLLUP_FOLD_INTERVAL_MS: 3_600_000, ROLLUP_FOLD_EVENTS: 5 }, 5, 1500), undefined, 'folded at the count');
+      assert.equal(await foldedWithin({ ROLLUP_FOLD_INTERVAL_MS: 3_600_000, ROLLUP_FOLD_EVENTS: 6 }, 5, 700), undefined, 'not folded below the count, before the interval');
+    });
+  });
 }

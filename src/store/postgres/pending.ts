@@ -176,9 +176,11 @@ const FOLD_WORK_MEM = '64MB';
 
 /**
  * Folds the oldest pending rows, about `perTransaction` events, into the rollup tables, inside the
- * caller's transaction, which must hold the fold lock. Returns the events folded; 0 once nothing is pending.
+ * caller's transaction, which must hold the fold lock. Returns the events folded (0 once nothing is
+ * pending) and whether rows were left: none were when it took every row it saw, so everything
+ * committed before it began is folded.
  */
-export async function foldSome(c: pg.ClientBase, perTransaction: number): Promise<number> {
+export async function foldSome(c: pg.ClientBase, perTransaction: number): Promise<{ events: number; more: boolean }> {
   const ids: string[] = [];
   let events = 0;
   const heads = await c.query<{ id: string; events: number }>({ name: 'meterd-fold-heads', text: 'SELECT id, events FROM rollup_pending ORDER BY id LIMIT $1', values: [HEADS_READ] });
@@ -187,10 +189,10 @@ export async function foldSome(c: pg.ClientBase, perTransaction: number): Promis
     events += h.events;
     if (events >= perTransaction) break;
   }
-  if (ids.length === 0) return 0;
+  if (ids.length === 0) return { events: 0, more: false };
   await c.query(`SET LOCAL work_mem = '${FOLD_WORK_MEM}'`);
   await c.query({ name: 'meterd-fold', text: FOLD_SQL, values: [ids] });
-  return Math.max(events, 1);
+  return { events: Math.max(events, 1), more: ids.length < heads.rows.length || heads.rows.length === HEADS_READ };
 }
 
 const foldLockArgs = (schema: string | undefined) => [FOLD_LOCK, schema ?? 'public'];
@@ -209,5 +211,5 @@ export async function tryLockFolds(c: pg.ClientBase, schema: string | undefined)
 /** Folds everything pending inside the caller's transaction (meter changes, rebuilds, migrations down), taking the lock first. */
 export async function foldAllHere(c: pg.ClientBase, schema: string | undefined): Promise<void> {
   await lockFolds(c, schema);
-  while ((await foldSome(c, FOLD_BATCH_EVENTS)) > 0);
+  while ((await foldSome(c, FOLD_BATCH_EVENTS)).events > 0);
 }

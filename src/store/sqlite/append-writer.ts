@@ -101,7 +101,9 @@ export class AppendWriter {
     };
     this.keys = new EventKeys(db, options.dedupe);
     this.rollups = new RollupWriter(db, new KnownUniques());
-    this.fold = { ...FOLD_DEFAULTS, ...options.fold };
+    // The backlog bound stays above the fold trigger (see FoldOptions.backlog).
+    const events = options.fold?.events ?? FOLD_DEFAULTS.events;
+    this.fold = { ...FOLD_DEFAULTS, backlog: Math.max(FOLD_DEFAULTS.backlog, 2 * events), ...options.fold };
     this.pending = new PendingRollups(db, this.fold.perTransaction);
     this.batch = new PendingBatch(this.pending);
     this.transaction = db.transaction((jobs: WireJob[]) => this.write(jobs));
