@@ -32,8 +32,8 @@ export class Folds {
   private queued?: Promise<void>;
   private closed = false;
   private nextWaits = false;
-  /** A background fold's due check is running. */
-  private checking = false;
+  /** A background fold's due check, while it runs. */
+  private checking?: Promise<void>;
   /** Commits waiting for the next folded batch (backpressure). */
   private onBatch: Array<() => void> = [];
 
@@ -73,6 +73,7 @@ export class Folds {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.timer);
+    await this.checking;
     await this.queued?.catch(() => {});
     await this.running?.catch(() => {});
   }
@@ -89,15 +90,15 @@ export class Folds {
     clearTimeout(this.timer);
     this.timer = undefined;
     if (this.checking || this.running || this.queued || this.closed) return;
-    this.checking = true;
-    this.due()
+    this.checking = this.due()
       .then((wait) => {
+        if (this.closed) return;
         if (wait === 0) return this.request(false);
-        if (wait !== undefined && !this.closed) this.timer = setTimeout(() => this.background(), wait).unref();
+        if (wait !== undefined) this.timer = setTimeout(() => this.background(), wait).unref();
       })
       // A failed background fold loses nothing: the rows stay pending for the next fold or read.
       .catch(() => {})
-      .finally(() => (this.checking = false));
+      .finally(() => (this.checking = undefined));
   }
 
   /** 0 when a fold is due, else how long until it will be (ms); undefined when nothing is pending. */
