@@ -11,7 +11,7 @@ import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { openDatabase } from '../../src/store/sqlite/open.js';
 import { sqliteMigrations } from '../../src/store/sqlite/migrations.js';
 import { PendingRollups } from '../../src/store/sqlite/pending-rollups.js';
-import { AppendWriter, type WireJob } from '../../src/store/sqlite/append-writer.js';
+import { AppendWriter, HARD_BACKLOG_FACTOR, type WireJob } from '../../src/store/sqlite/append-writer.js';
 import { RollupWriter } from '../../src/store/sqlite/rollup-writer.js';
 import { append, assertRollupsMatchEvents, createMeter, mkEvent, mkMeter, newTenant } from './helpers.js';
 
@@ -224,6 +224,38 @@ describe('sqlite storage', () => {
       assert.equal(pendingEvents.get(), 0);
       assert.equal(db.prepare("SELECT sum(count) FROM rollups WHERE meter_id = 'meter-count'").pluck().get(), 120_000);
       assert.equal(db.prepare("SELECT sum(count) FROM rollups_total WHERE meter_id = 'meter-count'").pluck().get(), 120_000);
+    } finally {
+      writer.stop();
+      db.close();
+    }
+  });
+
+  it('folds before answering a commit once the backlog passes its hard bound, whatever starves the background folds', () => {
+    const db = databaseAt('hard-backlog.db', Number.MAX_SAFE_INTEGER);
+    const tenant = 'tenant-hard';
+    db.prepare("INSERT INTO tenants (id, name, created_at, meters_version) VALUES (?, 'hard', 0, 0)").run(tenant);
+    const backlog = 3000;
+    const writer = new AppendWriter(db, { fold: { events: 1e9, afterMs: 1e9, perTransaction: 6000, backlog } });
+    const pendingEvents = db.prepare('SELECT coalesce(sum(events), 0) FROM rollup_pending').pluck();
+    const job = (c: number): WireJob => ({
+      tenantId: tenant,
+      metersVersion: 0,
+      meters: ['meter-count'],
+      groups: [''],
+      events: Array.from({ length: 1000 }, (_, i) => ['test', `${c}-${i}`, 'call', `s${i % 7}`, T0 + (i % 3) * HOUR, null, 'h', [0, 0, null, null]]),
+    });
+    try {
+      let most = 0;
+      // Commits back to back, the event loop never turning: no background fold step can run.
+      for (let c = 0; c < 60; c++) {
+        assert.deepEqual(new Set(writer.commit([job(c)]).flat()), new Set(['accepted']));
+        most = Math.max(most, pendingEvents.get() as number);
+      }
+      assert.ok(most < HARD_BACKLOG_FACTOR * backlog + 1000, `at most the hard bound and a commit pending; saw ${most}`);
+      assert.ok(most >= HARD_BACKLOG_FACTOR * backlog - 1000, `and folds waited for it; saw ${most}`);
+      writer.stop();
+      writer.foldAll();
+      assert.equal(db.prepare("SELECT sum(count) FROM rollups WHERE meter_id = 'meter-count'").pluck().get(), 60_000);
     } finally {
       writer.stop();
       db.close();
