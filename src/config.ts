@@ -27,7 +27,7 @@ export const ConfigSchema = Type.Object({
   RATE_LIMIT_REDIS_URL: Type.Optional(Type.String({ description: 'redis://… to share rate limits across instances' })),
   SHED_EVENT_LOOP_DELAY_MS: Int(1000, 0, 60_000, 'event-loop delay above which requests are shed with 503 (0: off)'),
   MAX_QUERY_ROWS: Int(100_000, 1, 10_000_000, 'most rows one usage query may answer (400 above: narrow the query)'),
-  ROLLUP_FOLD_EVENTS: Int(25_000, 1, 10_000_000, 'events stored before their rollup contributions are folded into the rollup tables (per instance)'),
+  ROLLUP_FOLD_EVENTS: Int(25_000, 1, 10_000_000, 'events pending before their rollup contributions are folded into the rollup tables (on PostgreSQL counted over every instance)'),
   ROLLUP_FOLD_INTERVAL_MS: Int(2000, 10, 3_600_000, 'longest time stored contributions wait for a fold; a query folds what is pending first, so this trades ingest cost for read latency'),
   MAX_PENDING_EVENTS: Int(200_000, 1, 100_000_000, 'events waiting for a commit before new ingestion requests get 503'),
   HEAP_GROWTH_PERCENT: Int(50, 0, 1000, "how far V8 lets the heap grow past what survived its last full collection, in percent (0: V8's own factor, up to 300%)"),

@@ -6,7 +6,7 @@ import { withRetry } from './pool.js';
 import { FOLD_BATCH_EVENTS, foldSome, lockFolds, tryLockFolds } from './pending.js';
 
 export interface FoldOptions {
-  /** Fold once this process has stored this many events' contributions since its last fold. */
+  /** Fold once this many events are pending over every instance (checked once this process has stored that many since its last fold). */
   events?: number;
   /** Fold pending contributions at most this long after the commit that stored them. */
   afterMs?: number;
