@@ -12,10 +12,10 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ingestCases, type CaseDef, type CaseResult } from './cases.js';
+import { ingestCases, type CaseResult } from './cases.js';
 import { measureInTurns, type Subject } from './measure.js';
 import { stopAll } from './procs.js';
-import { benchDatabase } from './seed.js';
+import { benchDatabase, schemaUrl } from './seed.js';
 import { openServices, type Services } from '../src/main.js';
 import { loadConfig } from '../src/config.js';
 import { ROOT, buildDist, startBaseline, startMeterd, stopServers, type Server } from './servers.js';
@@ -76,7 +76,7 @@ async function main() {
     if (o.engine === 'postgres') {
       const schema = `ab_${name}_${Date.now()}_${process.pid}`;
       schemas.push(schema);
-      url = `${o.pgUrl}${o.pgUrl.includes('?') ? '&' : '?'}schema=${schema}`;
+      url = schemaUrl(o.pgUrl, schema);
     }
     const databaseUrl = await benchDatabase(url);
     const mine: Server[] = [];

@@ -17,7 +17,7 @@ import { measure, measureInTurns, type Subject } from './measure.js';
 import { formatSummary, summarise } from './profile.js';
 import { stopAll } from './procs.js';
 import { machineInfo, markdown, sqliteReference, threadLine, writeReport, type RunReport } from './report.js';
-import { seedEvents, settleKeyRuns, setupTenant, type SeedResult } from './seed.js';
+import { schemaUrl, seedEvents, settleKeyRuns, setupTenant, type SeedResult } from './seed.js';
 import { ROOT, buildDist, measureEnv, sampleMemory, startBaseline, startMeterd, stopServers, type Server } from './servers.js';
 import { soak } from './soak.js';
 import { emulateAutovacuum } from './autovacuum.js';
@@ -72,9 +72,9 @@ async function main(): Promise<number> {
   const profileDir = o.profile ? join(ROOT, 'bench', 'results', 'profiles', startedAt.replace(/[:.]/g, '-')) : undefined;
   if (profileDir) mkdirSync(profileDir, { recursive: true });
   const schema = `bench_${Date.now()}_${process.pid}`;
-  const databaseUrl = o.engine === 'sqlite' ? `sqlite:${join(workDir, 'bench.db')}` : `${o.pgUrl}${o.pgUrl.includes('?') ? '&' : '?'}schema=${schema}`;
+  const databaseUrl = o.engine === 'sqlite' ? `sqlite:${join(workDir, 'bench.db')}` : schemaUrl(o.pgUrl, schema);
   // B3's reference: the B2 load on an empty database of its own, measured in turns with B3.
-  const refUrl = o.engine === 'sqlite' ? `sqlite:${join(workDir, 'reference.db')}` : `${o.pgUrl}${o.pgUrl.includes('?') ? '&' : '?'}schema=${schema}_ref`;
+  const refUrl = o.engine === 'sqlite' ? `sqlite:${join(workDir, 'reference.db')}` : schemaUrl(o.pgUrl, `${schema}_ref`);
   const adminKey = `bench-${randomBytes(16).toString('hex')}`;
   const say = (s: string) => process.stderr.write(`${s}\n`);
 

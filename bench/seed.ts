@@ -5,12 +5,14 @@ import pg from 'pg';
 import { systemCtx } from '../src/core/context.js';
 import { openServices, type Services } from '../src/main.js';
 import { loadConfig } from '../src/config.js';
-import { validateEvent } from '../src/modules/events/event-validation.js';
+import { validateEvent, type EventLimits } from '../src/modules/events/event-validation.js';
 import type { NewEvent } from '../src/modules/events/events.types.js';
-import type { EventLimits } from '../src/modules/events/event-validation.js';
 import { CUSTOMERS, EVENT_TYPE, GROUP_BY, METERS, TENANT, eventJson, seedEvent, seedMonth, subjectOf } from './workload.js';
 
 const ctx = systemCtx(TENANT, 'bench');
+
+/** The database URL of one schema on a PostgreSQL server. */
+export const schemaUrl = (pgUrl: string, schema: string) => `${pgUrl}${pgUrl.includes('?') ? '&' : '?'}schema=${schema}`;
 
 /**
  * Services on a PostgreSQL schema that an in-process tool keeps between runs: set up and seeded with
@@ -20,7 +22,7 @@ export async function keptSchema(pgUrl: string, schema: string, seed: number, se
   const admin = new pg.Client({ connectionString: pgUrl });
   await admin.connect();
   const fresh = await admin.query('SELECT 1 FROM information_schema.schemata WHERE schema_name = $1', [schema]).then((r) => r.rowCount === 0).finally(() => admin.end());
-  const s = await openServices(loadConfig({ DATABASE_URL: `${pgUrl}?schema=${schema}`, LOG_LEVEL: 'warn', ...settings }));
+  const s = await openServices(loadConfig({ DATABASE_URL: schemaUrl(pgUrl, schema), LOG_LEVEL: 'warn', ...settings }));
   if (fresh) {
     await setupTenant(s);
     const r = await seedEvents(s, seed, seedMonth(), { batch: 5000, concurrency: 4 });
