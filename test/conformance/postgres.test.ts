@@ -32,6 +32,16 @@ if ('url' in postgres) {
       await store.close();
       await dropSchemas(url, [schema]);
     });
+    const pendingRows = async (p: pg.Pool) => Number((await p.query<{ n: string }>('SELECT count(*) AS n FROM rollup_pending')).rows[0].n);
+    /** Polls until done() holds or ms pass; false if they passed. */
+    const until = async (ms: number, done: () => Promise<boolean>) => {
+      const end = Date.now() + ms;
+      while (!(await done())) {
+        if (Date.now() > end) return false;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      return true;
+    };
 
     it('uses the schema from ?schema= and sets durable session settings, without parallel plans or JIT compilation', async () => {
       const r = await store.rawPool.query('SELECT current_schema() AS s, current_setting($1) AS sc, current_setting($2) AS st, current_setting($3) AS par, current_setting($4) AS jit',
@@ -215,15 +225,7 @@ if ('url' in postgres) {
         await a.settle();
         const t = await newTenant(a);
         await createMeter(a, mkMeter(t, 'tokens', 'SUM'));
-        const pending = async () => Number((await a.rawPool.query<{ n: string }>('SELECT count(*) AS n FROM rollup_pending')).rows[0].n);
-        const until = async (ms: number, done: () => Promise<boolean>) => {
-          const end = Date.now() + ms;
-          while (!(await done())) {
-            if (Date.now() > end) return false;
-            await new Promise((r) => setTimeout(r, 50));
-          }
-          return true;
-        };
+        const pending = () => pendingRows(a.rawPool);
         const event = (id: string) => [mkEvent({ id, time: Date.UTC(2024, 0, 1), data: { value: '1' } })];
         const t0 = Date.now();
         await append(a, t, event('a')); // a's timer: due at t0 + 2000
@@ -243,6 +245,60 @@ if ('url' in postgres) {
         await a.close();
         await b.close();
       }
+    });
+
+    // Each background fold stops after a pass that took every row it saw, so rows committed while it
+    // ran, or while another instance's fold ran, need a later check even when no commit follows.
+    describe('folds in the background what was committed while a fold ran', () => {
+      const event = (id: string) => [mkEvent({ id, time: Date.UTC(2024, 0, 1), data: { value: '1' } })];
+
+      it('by this instance', async () => {
+        const u = new URL(url);
+        u.searchParams.set('schema', schema);
+        const eager = new PostgresStore({ url: u.toString(), poolSize: 3, fold: { events: 1, afterMs: 0 } });
+        const blocker = await store.rawPool.connect();
+        try {
+          await eager.settle();
+          const t = await newTenant(eager);
+          await createMeter(eager, mkMeter(t, 'tokens', 'SUM'));
+          // Hold the fold mid-statement: it has read the pending rows and waits to write the totals.
+          await blocker.query('BEGIN');
+          await blocker.query('LOCK TABLE rollups_total IN SHARE MODE');
+          await append(eager, t, event('a'));
+          const foldWaits = async () =>
+            (await blocker.query<{ n: string }>(`SELECT count(*) AS n FROM pg_locks WHERE NOT granted AND relation = 'rollups_total'::regclass`)).rows[0].n !== '0';
+          assert.ok(await until(5000, foldWaits), 'the fold started and waits for the lock');
+          await append(eager, t, event('b')); // committed after the fold read the pending rows
+          await blocker.query('ROLLBACK');
+          assert.ok(await until(5000, async () => (await pendingRows(store.rawPool)) === 0), 'b is folded without another commit or a read');
+        } finally {
+          await blocker.query('ROLLBACK').catch(() => {});
+          blocker.release();
+          await eager.close();
+        }
+      });
+
+      it('by another instance, to which this one gave way', async () => {
+        const u = new URL(url);
+        u.searchParams.set('schema', schema);
+        const eager = new PostgresStore({ url: u.toString(), poolSize: 3, fold: { events: 1, afterMs: 200 } });
+        const other = await store.rawPool.connect();
+        try {
+          await eager.settle();
+          const t = await newTenant(eager);
+          await createMeter(eager, mkMeter(t, 'tokens', 'SUM'));
+          // Another instance folding: it holds the fold lock, and its fold will not take this row.
+          await other.query('SELECT pg_advisory_lock($1, hashtext($2))', [FOLD_LOCK, schema]);
+          await append(eager, t, event('a'));
+          await new Promise((r) => setTimeout(r, 600)); // a's fold came, found the lock taken and gave way
+          assert.equal(await pendingRows(store.rawPool), 1);
+          await other.query('SELECT pg_advisory_unlock($1, hashtext($2))', [FOLD_LOCK, schema]);
+          assert.ok(await until(5000, async () => (await pendingRows(store.rawPool)) === 0), 'a is folded without another commit or a read');
+        } finally {
+          other.release();
+          await eager.close();
+        }
+      });
     });
 
     it('keeps per-subject week rollups, which reconcile checks and migration 7 fills from the day level', async () => {

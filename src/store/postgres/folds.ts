@@ -34,6 +34,8 @@ export class Folds {
   private nextWaits = false;
   /** A background fold's due check, while it runs. */
   private checking?: Promise<void>;
+  /** A due check came while a check or fold ran: check again once they end. */
+  private dueAgain = false;
   /** Commits waiting for the next folded batch (backpressure). */
   private onBatch: Array<() => void> = [];
 
@@ -89,7 +91,13 @@ export class Folds {
     // The timer is spent or replaced either way; the next commit arms it again if nothing does.
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.checking || this.running || this.queued || this.closed) return;
+    if (this.closed) return;
+    // A fold in progress may not take what was committed after it looked (it stops after a pass that
+    // took every row it saw), and no later commit may come to arm the timer again: check once it ends.
+    if (this.checking || this.running || this.queued) {
+      this.dueAgain = true;
+      return;
+    }
     this.checking = this.due()
       .then((wait) => {
         if (this.closed) return;
@@ -98,7 +106,16 @@ export class Folds {
       })
       // A failed background fold loses nothing: the rows stay pending for the next fold or read.
       .catch(() => {})
-      .finally(() => (this.checking = undefined));
+      .finally(() => {
+        this.checking = undefined;
+        this.checkAgainIfAsked();
+      });
+  }
+
+  private checkAgainIfAsked(): void {
+    if (!this.dueAgain || this.closed || this.checking || this.running || this.queued) return;
+    this.dueAgain = false;
+    this.background();
   }
 
   /** 0 when a fold is due, else how long until it will be (ms); undefined when nothing is pending. */
@@ -139,7 +156,10 @@ export class Folds {
   private start(): Promise<void> {
     const wait = this.nextWaits;
     this.nextWaits = false;
-    return (this.running = this.run(wait).finally(() => (this.running = undefined)));
+    return (this.running = this.run(wait).finally(() => {
+      this.running = undefined;
+      this.checkAgainIfAsked();
+    }));
   }
 
   private batchFolded(): Promise<void> {
@@ -162,7 +182,9 @@ export class Folds {
           return foldSome(c, this.o.perTransaction);
         });
         if (folded === -1) {
+          // The other fold may stop before rows committed after it looked, and no commit may follow.
           this.gaveWayAt = performance.now();
+          if (!this.closed) this.timer ??= setTimeout(() => this.background(), Math.max(MIN_RECHECK_MS, this.o.afterMs / 4)).unref();
           return;
         }
         // Nothing was pending: what this process stored before is folded.
