@@ -5,6 +5,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
+import type { FoldOptions } from '../../src/store/postgres/folds.js';
 import { Partitions, partitionName } from '../../src/store/postgres/partitions.js';
 import { dropSchemas, postgresAvailability, randomSchema } from './engines.js';
 import { ALL_BUCKETS, append, assertRollupsMatchEvents, createMeter, mkEvent, mkMeter, newTenant } from './helpers.js';
@@ -32,6 +33,12 @@ if ('url' in postgres) {
       await store.close();
       await dropSchemas(url, [schema]);
     });
+    /** Another instance on this test's schema, with its own fold settings. */
+    const instance = (fold: FoldOptions) => {
+      const u = new URL(url);
+      u.searchParams.set('schema', schema);
+      return new PostgresStore({ url: u.toString(), poolSize: 3, fold });
+    };
     const pendingRows = async (p: pg.Pool) => Number((await p.query<{ n: string }>('SELECT count(*) AS n FROM rollup_pending')).rows[0].n);
     /** Polls until done() holds or ms pass; false if they passed. */
     const until = async (ms: number, done: () => Promise<boolean>) => {
@@ -165,9 +172,7 @@ if ('url' in postgres) {
     });
 
     it("makes a read wait for another instance's fold rather than answer without what is pending", async () => {
-      const u = new URL(url);
-      u.searchParams.set('schema', schema);
-      const quiet = new PostgresStore({ url: u.toString(), poolSize: 3, fold: { events: 1e12, afterMs: 1e9 } });
+      const quiet = instance({ events: 1e12, afterMs: 1e9 });
       const other = await store.rawPool.connect();
       try {
         const t = await newTenant(quiet);
@@ -189,9 +194,7 @@ if ('url' in postgres) {
     });
 
     it('says whether a fold pass left rows, so background folds stop once they have taken what they saw', async () => {
-      const u = new URL(url);
-      u.searchParams.set('schema', schema);
-      const quiet = new PostgresStore({ url: u.toString(), poolSize: 3, fold: { events: 1e12, afterMs: 1e9 } });
+      const quiet = instance({ events: 1e12, afterMs: 1e9 });
       try {
         await quiet.settle();
         const t = await newTenant(quiet);
@@ -215,10 +218,8 @@ if ('url' in postgres) {
     });
 
     it('times background folds by the oldest pending row, whichever instance stored it', async () => {
-      const u = new URL(url);
-      u.searchParams.set('schema', schema);
       const afterMs = 2000;
-      const open = () => new PostgresStore({ url: u.toString(), poolSize: 3, fold: { events: 1e12, afterMs } });
+      const open = () => instance({ events: 1e12, afterMs });
       const a = open();
       const b = open();
       try {
@@ -253,9 +254,7 @@ if ('url' in postgres) {
       const event = (id: string) => [mkEvent({ id, time: Date.UTC(2024, 0, 1), data: { value: '1' } })];
 
       it('by this instance', async () => {
-        const u = new URL(url);
-        u.searchParams.set('schema', schema);
-        const eager = new PostgresStore({ url: u.toString(), poolSize: 3, fold: { events: 1, afterMs: 0 } });
+        const eager = instance({ events: 1, afterMs: 0 });
         const blocker = await store.rawPool.connect();
         try {
           await eager.settle();
@@ -279,9 +278,7 @@ if ('url' in postgres) {
       });
 
       it('by another instance, to which this one gave way', async () => {
-        const u = new URL(url);
-        u.searchParams.set('schema', schema);
-        const eager = new PostgresStore({ url: u.toString(), poolSize: 3, fold: { events: 1, afterMs: 200 } });
+        const eager = instance({ events: 1, afterMs: 200 });
         const other = await store.rawPool.connect();
         try {
           await eager.settle();
@@ -342,9 +339,7 @@ if ('url' in postgres) {
     });
 
     it('folds pending rows in the compact form and in the full form earlier versions stored', async () => {
-      const u = new URL(url);
-      u.searchParams.set('schema', schema);
-      const quiet = new PostgresStore({ url: u.toString(), poolSize: 3, fold: { events: 1e12, afterMs: 1e9 } });
+      const quiet = instance({ events: 1e12, afterMs: 1e9 });
       try {
         const t = await newTenant(quiet);
         const ms = [
@@ -384,9 +379,7 @@ if ('url' in postgres) {
     });
 
     it('answers a usage read in one statement when nothing is pending, and folds first when something is', async () => {
-      const u = new URL(url);
-      u.searchParams.set('schema', schema);
-      const quiet = new PostgresStore({ url: u.toString(), poolSize: 3, fold: { events: 1e12, afterMs: 1e9 } });
+      const quiet = instance({ events: 1e12, afterMs: 1e9 });
       const pool = quiet.rawPool;
       const query = pool.query.bind(pool);
       let statements = 0;
