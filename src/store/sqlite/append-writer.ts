@@ -92,6 +92,8 @@ export class AppendWriter {
   private readonly keys: EventKeys;
   private upkeep = false;
   private readonly transaction: Database.Transaction<(jobs: WireJob[]) => WireResult[]>;
+  /** One fold transaction of up to perTransaction events; returns the events folded. */
+  private readonly foldOnce: Database.Transaction<() => number>;
 
   constructor(private readonly db: Database.Database, options: WriterOptions = {}) {
     this.s = {
@@ -110,6 +112,7 @@ export class AppendWriter {
     this.pending = new PendingRollups(db, this.fold.perTransaction);
     this.batch = new PendingBatch(this.pending);
     this.transaction = db.transaction((jobs: WireJob[]) => this.write(jobs));
+    this.foldOnce = db.transaction(() => this.pending.foldSome(this.rollups));
   }
 
   /** One transaction, one fsync, for every job of the group; rollup contributions wait in rollup_pending. */
@@ -139,10 +142,9 @@ export class AppendWriter {
     clearTimeout(this.foldTimer);
     this.foldTimer = undefined;
     this.unfolded = 0;
-    const once = this.db.transaction(() => this.pending.foldSome(this.rollups));
     try {
       this.finishGathered();
-      while (once.immediate() > 0) this.committed();
+      while (this.foldOnce.immediate() > 0) this.committed();
       this.owed = 0;
     } finally {
       this.rollups.clear();
@@ -158,7 +160,7 @@ export class AppendWriter {
   private foldBatchNow(): void {
     try {
       this.finishGathered();
-      const folded = this.db.transaction(() => this.pending.foldSome(this.rollups)).immediate();
+      const folded = this.foldOnce.immediate();
       this.committed();
       this.owed = Math.max(0, this.owed - folded);
     } catch {
