@@ -23,8 +23,15 @@ import { indexIn } from '../index-in.js';
 
 /** Lock namespace for folds (pg_advisory_xact_lock(int, int)); the second key is the schema. */
 export const FOLD_LOCK = 0x6d74_666c; // "mtfl"
-/** Events folded per transaction by default: one fold never holds the lock long (~1.5 s on this machine). */
-export const FOLD_BATCH_EVENTS = 25_000;
+/**
+ * Events folded per transaction by default. A fold's cost follows the rollup rows it touches more than
+ * its events, so larger batches cost less per event; this bounds how long one fold holds the lock
+ * (~2.5-3.5 s on the AMD EPYC machine). 50,000 pending B2-shaped events (bench/fold-cost.ts, PER=50000
+ * BATCH=100 CALLS=8, in turns): 3.9-4.5 s in two transactions of 25,000, 2.5-3.5 s in one; bench B2
+ * (bench/ab.ts --engine postgres --batch 100, 4 rounds of 15 s): 9,407 -> 11,485 events/s, every round
+ * 18-25% faster. 100,000 measured no better than 50,000 (B/A 0.62-1.20 over 4 rounds).
+ */
+export const FOLD_BATCH_EVENTS = 50_000;
 /** Most pending rows one fold considers. */
 const HEADS_READ = 5000;
 /** Events per pending row at most: a fold takes whole rows, so this bounds how far a batch can overshoot. */
