@@ -34,10 +34,10 @@ if ('url' in postgres) {
       await dropSchemas(url, [schema]);
     });
     /** Another instance on this test's schema, with its own fold settings. */
-    const instance = (fold: FoldOptions) => {
+    const instance = (fold: FoldOptions, statementTimeoutMs?: number) => {
       const u = new URL(url);
       u.searchParams.set('schema', schema);
-      return new PostgresStore({ url: u.toString(), poolSize: 3, fold });
+      return new PostgresStore({ url: u.toString(), poolSize: 3, fold, statementTimeoutMs });
     };
     const pendingRows = async (p: pg.Pool) => Number((await p.query<{ n: string }>('SELECT count(*) AS n FROM rollup_pending')).rows[0].n);
     /** Polls until done() holds or ms pass; false if they passed. */
@@ -296,6 +296,33 @@ if ('url' in postgres) {
           await eager.close();
         }
       });
+    });
+
+    it('folds past the statement timeout of requests, so a slow fold cannot fail every read', async () => {
+      // Folds only when a read asks; every statement of this instance may take at most 500 ms.
+      const strict = instance({ events: 1e9, afterMs: 1e9 }, 500);
+      const blocker = await store.rawPool.connect();
+      try {
+        await strict.settle();
+        const t = await newTenant(strict);
+        await createMeter(strict, mkMeter(t, 'tokens', 'SUM'));
+        await append(strict, t, [mkEvent({ id: 'a', time: Date.UTC(2024, 0, 1), data: { value: '1' } })]);
+        // Hold the fold mid-statement for longer than the timeout.
+        await blocker.query('BEGIN');
+        await blocker.query('LOCK TABLE rollups_total IN SHARE MODE');
+        const settled = strict.settle();
+        const foldWaits = async () =>
+          (await blocker.query<{ n: string }>(`SELECT count(*) AS n FROM pg_locks WHERE NOT granted AND relation = 'rollups_total'::regclass`)).rows[0].n !== '0';
+        assert.ok(await until(5000, foldWaits), 'the fold started and waits for the lock');
+        await new Promise((r) => setTimeout(r, 1200));
+        await blocker.query('ROLLBACK');
+        await settled;
+        assert.equal(await pendingRows(store.rawPool), 0);
+      } finally {
+        await blocker.query('ROLLBACK').catch(() => {});
+        blocker.release();
+        await strict.close();
+      }
     });
 
     it('keeps per-subject week rollups, which reconcile checks and migration 7 fills from the day level', async () => {

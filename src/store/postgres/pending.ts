@@ -180,6 +180,12 @@ SELECT 1`;
 
 /** Memory for the fold's sorts and groupings (one fold at a time per database): 10,000 events sort ~15 MB. */
 const FOLD_WORK_MEM = '64MB';
+/**
+ * A fold's own statement timeout. The sessions' (DB_STATEMENT_TIMEOUT_MS, 30 s by default) is for
+ * requests: a fold it cancelled would roll back and be tried again at the same size, and fail again,
+ * and every read, which folds first, with it. A fold waits only for another fold or a meter change.
+ */
+const FOLD_STATEMENT_TIMEOUT = '10min';
 
 /**
  * Folds the oldest pending rows, about `perTransaction` events, into the rollup tables, inside the
@@ -197,7 +203,7 @@ export async function foldSome(c: pg.ClientBase, perTransaction: number): Promis
     if (events >= perTransaction) break;
   }
   if (ids.length === 0) return { events: 0, more: false };
-  await c.query(`SET LOCAL work_mem = '${FOLD_WORK_MEM}'`);
+  await c.query(`SET LOCAL work_mem = '${FOLD_WORK_MEM}'; SET LOCAL statement_timeout = '${FOLD_STATEMENT_TIMEOUT}'`);
   await c.query({ name: 'meterd-fold', text: FOLD_SQL, values: [ids] });
   return { events: Math.max(events, 1), more: ids.length < heads.rows.length || heads.rows.length === HEADS_READ };
 }
