@@ -1,7 +1,7 @@
 // The run's record: the machine, every case, the targets; written as JSON (timestamped and latest)
 // and as a Markdown table (latest.md, for the README), and printed.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { CaseResult, Engine, SqliteReference, TargetResult } from './cases.js';
@@ -166,22 +166,36 @@ export function writeReport(dir: string, r: RunReport): { json: string; md: stri
 }
 
 /**
- * B4 p99 figures of the last full SQLite run with the same seed size on the same kind of machine (CPU
- * model and cores), for PostgreSQL's "2x SQLite" targets: a figure from other hardware says nothing
- * about this run.
+ * B4 p99 figures of the newest full SQLite run with the same seed size on the same kind of machine (CPU
+ * model and cores), among the runs kept in `dir`, for PostgreSQL's "2x SQLite" targets: a figure from
+ * other hardware says nothing about this run. Not only latest-sqlite.json: the last SQLite run may
+ * have been on another kind of machine while an earlier one was on this kind.
  */
 export function sqliteReference(dir: string, seedEvents: number, machine: Pick<Machine, 'cpuModel' | 'cores'>): SqliteReference | undefined {
+  let best: SqliteReference | undefined;
+  let files: string[];
   try {
-    const r = JSON.parse(readFileSync(join(dir, 'latest-sqlite.json'), 'utf8')) as RunReport;
-    if (r.mode !== 'full' || r.options.seedEvents !== seedEvents) return undefined;
-    if (r.machine.cpuModel !== machine.cpuModel || r.machine.cores !== machine.cores) return undefined;
+    files = readdirSync(dir).filter((f) => f.endsWith('-sqlite-full.json') || f === 'latest-sqlite.json');
+  } catch {
+    return undefined;
+  }
+  for (const file of files) {
+    let r: RunReport;
+    try {
+      r = JSON.parse(readFileSync(join(dir, file), 'utf8')) as RunReport;
+    } catch {
+      continue;
+    }
+    if (r.mode !== 'full' || r.options?.seedEvents !== seedEvents || r.machine?.engine !== 'sqlite') continue;
+    if (r.machine.cpuModel !== machine.cpuModel || r.machine.cores !== machine.cores) continue;
     const p99 = (id: string) => {
       const c = r.cases.find((x) => x.id === id);
       const v = c?.latencyMs.p99;
       return c?.valid && typeof v === 'number' && Number.isFinite(v) ? v : undefined;
     };
-    return { startedAt: r.startedAt, B4a: p99('B4a'), B4b: p99('B4b'), B4c: p99('B4c'), B4d: p99('B4d') };
-  } catch {
-    return undefined;
+    const ref = { startedAt: r.startedAt, B4a: p99('B4a'), B4b: p99('B4b'), B4c: p99('B4c'), B4d: p99('B4d') };
+    if (ref.B4a === undefined && ref.B4b === undefined && ref.B4c === undefined && ref.B4d === undefined) continue;
+    if (!best || ref.startedAt > best.startedAt) best = ref;
   }
+  return best;
 }
