@@ -189,8 +189,8 @@ export function sqliteReference(dir: string, seedEvents: number, machine: Pick<M
     if (r.mode !== 'full' || r.options?.seedEvents !== seedEvents || r.machine?.engine !== 'sqlite') continue;
     if (r.machine.cpuModel !== machine.cpuModel || r.machine.cores !== machine.cores) continue;
     const p99 = (id: string) => {
-      const c = r.cases.find((x) => x.id === id);
-      const v = c?.latencyMs.p99;
+      const c = r.cases?.find((x) => x.id === id);
+      const v = c?.latencyMs?.p99;
       return c?.valid && typeof v === 'number' && Number.isFinite(v) ? v : undefined;
     };
     const ref = { startedAt: r.startedAt, B4a: p99('B4a'), B4b: p99('B4b'), B4c: p99('B4c'), B4d: p99('B4d') };
