@@ -31,6 +31,7 @@ describe('bench: the SQLite reference for PostgreSQL B4 limits', () => {
       put('latest-sqlite.json', run('2026-01-05T00:00:00.000Z', INTEL, { b4a: 5 }));
       put('2026-01-03T00-00-00-000Z-sqlite-full.json', run('2026-01-03T00:00:00.000Z', AMD, { seedEvents: 1_000_000, b4a: 7 }));
       put('2026-01-04T00-00-00-000Z-postgres-full.json', run('2026-01-04T00:00:00.000Z', AMD, { engine: 'postgres', b4a: 9 }));
+      put('2026-01-04T01-00-00-000Z-sqlite-quick.json', run('2026-01-04T01:00:00.000Z', AMD, { mode: 'quick', b4a: 11 }));
       put('not-json-sqlite-full.json', '{');
       assert.deepEqual(sqliteReference(dir, 10_000_000, AMD), { startedAt: '2026-01-02T00:00:00.000Z', B4a: 3, B4b: 20, B4c: 30, B4d: 60 });
       assert.equal(sqliteReference(dir, 10_000_000, INTEL)?.B4a, 5);

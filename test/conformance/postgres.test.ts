@@ -40,6 +40,9 @@ if ('url' in postgres) {
       return new PostgresStore({ url: u.toString(), poolSize: 3, fold, statementTimeoutMs });
     };
     const pendingRows = async (p: pg.Pool) => Number((await p.query<{ n: string }>('SELECT count(*) AS n FROM rollup_pending')).rows[0].n);
+    /** Whether some session waits for a lock on rollups_total (a fold the test holds mid-statement), asked through c. */
+    const waitsForTotals = (c: pg.PoolClient) => async () =>
+      (await c.query<{ n: string }>(`SELECT count(*) AS n FROM pg_locks WHERE NOT granted AND relation = 'rollups_total'::regclass`)).rows[0].n !== '0';
     /** Polls until done() holds or ms pass; false if they passed. */
     const until = async (ms: number, done: () => Promise<boolean>) => {
       const end = Date.now() + ms;
@@ -264,9 +267,7 @@ if ('url' in postgres) {
           await blocker.query('BEGIN');
           await blocker.query('LOCK TABLE rollups_total IN SHARE MODE');
           await append(eager, t, event('a'));
-          const foldWaits = async () =>
-            (await blocker.query<{ n: string }>(`SELECT count(*) AS n FROM pg_locks WHERE NOT granted AND relation = 'rollups_total'::regclass`)).rows[0].n !== '0';
-          assert.ok(await until(5000, foldWaits), 'the fold started and waits for the lock');
+          assert.ok(await until(5000, waitsForTotals(blocker)), 'the fold started and waits for the lock');
           await append(eager, t, event('b')); // committed after the fold read the pending rows
           await blocker.query('ROLLBACK');
           assert.ok(await until(5000, async () => (await pendingRows(store.rawPool)) === 0), 'b is folded without another commit or a read');
@@ -311,9 +312,7 @@ if ('url' in postgres) {
         await blocker.query('BEGIN');
         await blocker.query('LOCK TABLE rollups_total IN SHARE MODE');
         const settled = strict.settle();
-        const foldWaits = async () =>
-          (await blocker.query<{ n: string }>(`SELECT count(*) AS n FROM pg_locks WHERE NOT granted AND relation = 'rollups_total'::regclass`)).rows[0].n !== '0';
-        assert.ok(await until(5000, foldWaits), 'the fold started and waits for the lock');
+        assert.ok(await until(5000, waitsForTotals(blocker)), 'the fold started and waits for the lock');
         await new Promise((r) => setTimeout(r, 1200));
         await blocker.query('ROLLBACK');
         await settled;
