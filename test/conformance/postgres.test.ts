@@ -364,6 +364,42 @@ if ('url' in postgres) {
       assert.deepEqual(await reconcileMeter({ store }, t, m), []);
     });
 
+    it('keeps the day bits of distinct values in their key index (migration 9), and answers alike without them there', async () => {
+      const t = await newTenant(store);
+      const m = mkMeter(t, 'users', 'UNIQUE_COUNT', { value: '$.user', groupBy: { model: '$.model' } });
+      await createMeter(store, m);
+      const DAY = 86_400_000;
+      const may30 = Date.UTC(2024, 4, 30);
+      // Over the end of May: u1 on three days, u2 on one, each with two models on some day.
+      await append(store, t, [0, 1, 2, 3].flatMap((d) => [
+        mkEvent({ id: `a${d}`, time: may30 + d * DAY + 5_000, data: { user: 'u1', model: d % 2 ? 'x' : 'y' } }),
+        ...(d === 2 ? [mkEvent({ id: `b${d}`, time: may30 + d * DAY + 9_000, data: { user: 'u2', model: 'x' } })] : []),
+      ]));
+      await store.settle();
+      const keyIndex = async () => (await store.rawPool.query<{ def: string }>("SELECT pg_get_indexdef('rollup_uniques_days_pkey'::regclass) AS def")).rows[0].def;
+      // One window over both months, and DAY windows (several per month); by model and merged.
+      const reads = [[may30], [may30, may30 + DAY, may30 + 2 * DAY, may30 + 3 * DAY]].flatMap((windowStarts) => [true, false].map((byGroup) => ({
+        meterId: m.id, fromBucket: may30, toBucket: may30 + 4 * DAY, windowStarts, bySubject: false, byGroup, aggregation: 'UNIQUE_COUNT' as const,
+      })));
+      const answers = async () => {
+        const out = [];
+        for (const a of reads) out.push((await store.aggregateUniques(t, a)).map((r) => `${r.window} ${r.groupKey} ${r.value}`).sort());
+        return out;
+      };
+      assert.match(await keyIndex(), /INCLUDE \(days\)$/);
+      const withBits = await answers();
+      assert.deepEqual(withBits[0], ['0 {"model":"x"} u1', '0 {"model":"x"} u2', '0 {"model":"y"} u1']);
+      assert.deepEqual(withBits[3], ['0  u1', '1  u1', '2  u1', '2  u2', '3  u1']);
+
+      await store.rawPool.query(postgresMigrations.find((x) => x.version === 9)!.down);
+      await store.rawPool.query('DELETE FROM schema_migrations WHERE version = 9');
+      assert.doesNotMatch(await keyIndex(), /INCLUDE/);
+      assert.deepEqual(await answers(), withBits);
+      await store.migrate();
+      assert.match(await keyIndex(), /INCLUDE \(days\)$/);
+      assert.deepEqual(await answers(), withBits);
+    });
+
     it('folds pending rows in the compact form and in the full form earlier versions stored', async () => {
       const quiet = instance({ events: 1e12, afterMs: 1e9 });
       try {
