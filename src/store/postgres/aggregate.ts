@@ -87,6 +87,14 @@ const uniqueDaysSql = (byGroup: boolean, check: boolean) => `
   SELECT DISTINCT w.win, r.group_key, r.value${pendingColumn(check)}
   FROM r JOIN unnest($3::int[], $4::bigint[], $5::int[]) AS w(win, month, mask) ON w.month = r.month AND (r.days & w.mask) <> 0`;
 
+const statementNames = new Map<string, string>();
+/** A name per statement text, so each connection parses and plans a read's shape once, not per read. */
+function statementName(text: string): string {
+  let name = statementNames.get(text);
+  if (!name) statementNames.set(text, (name = `meterd-read-${statementNames.size}`));
+  return name;
+}
+
 /**
  * Runs the statements of one read. Only the first carries the pending column (`sql(true)`): later ones
  * have later snapshots, which hold at least what it saw folded. A statement returns undefined when that
@@ -99,7 +107,8 @@ function reader(pool: pg.Pool, checkPending: boolean, metersVersion: number | un
   return async <R>(sql: (check: boolean) => string, values: unknown[]): Promise<R[] | undefined> => {
     const first = check;
     check = false;
-    const r = await pool.query<R & { pending?: boolean; meters_version?: string | null }>(sql(first), values);
+    const text = sql(first);
+    const r = await pool.query<R & { pending?: boolean; meters_version?: string | null }>({ name: statementName(text), text, values });
     if (first && r.rows.length > 0) checkMetersVersion(metersVersion, r.rows[0].meters_version);
     if (first && (r.rows.length === 0 || r.rows[0].pending)) return undefined;
     return r.rows;
