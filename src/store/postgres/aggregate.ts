@@ -87,11 +87,17 @@ const uniqueDaysSql = (byGroup: boolean, check: boolean) => `
   SELECT DISTINCT w.win, r.group_key, r.value${pendingColumn(check)}
   FROM r JOIN unnest($3::int[], $4::bigint[], $5::int[]) AS w(win, month, mask) ON w.month = r.month AND (r.days & w.mask) <> 0`;
 
+/**
+ * Statement texts given a name, at most. A read's text follows its shape (levels and ranges, up to
+ * MAX_SOURCES of them), and a named statement stays prepared on every pooled connection: past this
+ * many shapes, reads run unnamed (parsed and planned each time, as before) rather than grow that.
+ */
+export const NAMED_READS = 256;
 const statementNames = new Map<string, string>();
 /** A name per statement text, so each connection parses and plans a read's shape once, not per read. */
-function statementName(text: string): string {
+export function statementName(text: string): string | undefined {
   let name = statementNames.get(text);
-  if (!name) statementNames.set(text, (name = `meterd-read-${statementNames.size}`));
+  if (!name && statementNames.size < NAMED_READS) statementNames.set(text, (name = `meterd-read-${statementNames.size}`));
   return name;
 }
 
