@@ -178,13 +178,6 @@ unique_days AS (
 )
 SELECT 1`;
 
-/*
- * enable_memoize off: the planner put a Memoize node over each event's contributions
- * (jsonb_array_elements), keyed by the event's whole JSON, which never repeats (EXPLAIN ANALYZE of a
- * 50,000-event fold: 50,000 misses, 0 hits, 37 MB). Without it, bench/fold-cost.ts (SCHEMA=walbench,
- * 3M seeded, PER=50000 BATCH=100 CALLS=8, in turns): 33.1-38.9 us per event against 36.1-47.2, lower in
- * all six pairs; B1-shaped folds (PER=12000 BATCH=1) unchanged.
- */
 /** Memory for the fold's sorts and groupings (one fold at a time per database): 10,000 events sort ~15 MB. */
 const FOLD_WORK_MEM = '64MB';
 /**
@@ -193,6 +186,15 @@ const FOLD_WORK_MEM = '64MB';
  * and every read, which folds first, with it. A fold waits only for another fold or a meter change.
  */
 const FOLD_STATEMENT_TIMEOUT = '10min';
+
+/**
+ * A fold transaction's settings, in one round trip. No Memoize: the planner put one over each event's
+ * contributions (jsonb_array_elements), keyed by the event's whole JSON, which never repeats (EXPLAIN
+ * ANALYZE of a 50,000-event fold: 50,000 misses, 0 hits, 37 MB). Without it, bench/fold-cost.ts
+ * (SCHEMA=walbench, 3M seeded, PER=50000 BATCH=100 CALLS=8, in turns): 33.1-38.9 us per event against
+ * 36.1-47.2, lower in all six pairs; B1-shaped folds (PER=12000 BATCH=1) unchanged.
+ */
+const FOLD_SETTINGS = `SET LOCAL work_mem = '${FOLD_WORK_MEM}'; SET LOCAL statement_timeout = '${FOLD_STATEMENT_TIMEOUT}'; SET LOCAL enable_memoize = off`;
 
 /**
  * Folds the oldest pending rows, about `perTransaction` events, into the rollup tables, inside the
@@ -210,7 +212,7 @@ export async function foldSome(c: pg.ClientBase, perTransaction: number): Promis
     if (events >= perTransaction) break;
   }
   if (ids.length === 0) return { events: 0, more: false };
-  await c.query(`SET LOCAL work_mem = '${FOLD_WORK_MEM}'; SET LOCAL statement_timeout = '${FOLD_STATEMENT_TIMEOUT}'; SET LOCAL enable_memoize = off`);
+  await c.query(FOLD_SETTINGS);
   await c.query({ name: 'meterd-fold', text: FOLD_SQL, values: [ids] });
   return { events: Math.max(events, 1), more: ids.length < heads.rows.length || heads.rows.length === HEADS_READ };
 }
