@@ -124,7 +124,10 @@ async function main(): Promise<number> {
       const c = new pg.Client({ connectionString: o.pgUrl });
       await c.connect();
       const autovacuum = (await c.query<{ autovacuum: string }>('SHOW autovacuum')).rows[0].autovacuum;
-      machine.engineVersion = `${(await c.query('SHOW server_version')).rows[0].server_version}, autovacuum ${autovacuum}`;
+      // shared_buffers too: the rollup tables and their keys outgrow PostgreSQL's default 128 MB within a few
+      // million events, and then folds and reads go through the OS page cache (see bench/README.md).
+      const sharedBuffers = (await c.query<{ shared_buffers: string }>('SHOW shared_buffers')).rows[0].shared_buffers;
+      machine.engineVersion = `${(await c.query('SHOW server_version')).rows[0].server_version}, autovacuum ${autovacuum}, shared_buffers ${sharedBuffers}`;
       await c.end();
       // Off (as on the machines this was written on), the rollup tables would keep every dead row for B4 to read.
       if (autovacuum === 'off') vacuum = emulateAutovacuum(o.pgUrl, schema);
