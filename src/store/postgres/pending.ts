@@ -123,18 +123,28 @@ const MERGED_COLUMNS = `sum(count), sum(sum), min(min), max(max), ${fromLatestKe
  * coarser levels grouped from those, all upserted. Data-modifying CTEs all run, once, whether or
  * not the final SELECT reads them. Measured with EXPLAIN ANALYZE (10,000 B2-shaped events): sorts
  * spilled to disk under the default work_mem and grouping every level from the contributions cost
- * twice what grouping the hourly rows does.
+ * twice what grouping the hourly rows does. In c, each event's fields and each contribution's value
+ * are read from the JSON once (OFFSET 0 keeps the planner from pulling those subqueries up, which
+ * evaluated an event's fields for each of its contributions and the value four times, parsed as
+ * NUMERIC three times): bench/fold-cost.ts (SCHEMA=walbench, 3M seeded, PER=50000 BATCH=100
+ * CALLS=8, in turns) 27.7-29.5 us per event against 31.1-36.3, lower in all four pairs; B1-shaped
+ * (PER=12000 BATCH=1 CALLS=64) 44.9-53.4 against 51.5-56.1.
  */
 const FOLD_SQL = `
 WITH batch AS (
   DELETE FROM rollup_pending WHERE id = ANY($1::bigint[]) RETURNING tenant_id, body::jsonb AS body
 ),
 c AS (
-  SELECT b.tenant_id, b.body->'m'->>((x->>0)::int) AS meter_id, e->>0 AS subject, b.body->'g'->>((x->>1)::int) AS group_key, (e->>1)::bigint AS bucket,
-         1::bigint AS count, coalesce((x->>2)::numeric, 0) AS sum, (x->>2)::numeric AS min, (x->>2)::numeric AS max,
-         ${latestKey("(e->>2)::bigint", "(e->>3)::bigint", "x->>2")} AS lk,
-         x->>3 AS value, (e->>4)::bigint AS month, (e->>5)::int AS day_bit
-  FROM batch b, jsonb_array_elements(b.body->'e') e, jsonb_array_elements(e->6) x
+  SELECT b.tenant_id, b.m->>((x->>0)::int) AS meter_id, ev.subject, b.g->>((x->>1)::int) AS group_key, ev.bucket,
+         1::bigint AS count, coalesce(xv.v, 0) AS sum, xv.v AS min, xv.v AS max,
+         ev.lk || coalesce(xv.t, '') AS lk,
+         x->>3 AS value, ev.month, ev.day_bit
+  FROM (SELECT tenant_id, body->'m' AS m, body->'g' AS g, body->'e' AS es FROM batch OFFSET 0) b,
+       jsonb_array_elements(b.es) e,
+       LATERAL (SELECT e->>0 AS subject, (e->>1)::bigint AS bucket, ${latestKey("(e->>2)::bigint", "(e->>3)::bigint", "''")} AS lk,
+                (e->>4)::bigint AS month, (e->>5)::int AS day_bit, e->6 AS xs OFFSET 0) ev,
+       jsonb_array_elements(ev.xs) x,
+       LATERAL (SELECT x->>2 AS t, (x->>2)::numeric AS v OFFSET 0) xv
   UNION ALL
   -- Rows stored by earlier versions: a full row per contribution.
   SELECT b.tenant_id, b.body->'m'->>((e->>0)::int), e->>1, e->>2, (e->>3)::bigint,
