@@ -370,7 +370,7 @@ if ('url' in postgres) {
       await createMeter(store, m);
       const DAY = 86_400_000;
       const may30 = Date.UTC(2024, 4, 30);
-      // Over the end of May: u1 on three days, u2 on one, each with two models on some day.
+      // Over the end of May: u1 on all four days (models y and x in turn), u2 on June 1st only.
       await append(store, t, [0, 1, 2, 3].flatMap((d) => [
         mkEvent({ id: `a${d}`, time: may30 + d * DAY + 5_000, data: { user: 'u1', model: d % 2 ? 'x' : 'y' } }),
         ...(d === 2 ? [mkEvent({ id: `b${d}`, time: may30 + d * DAY + 9_000, data: { user: 'u2', model: 'x' } })] : []),
