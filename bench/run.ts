@@ -123,11 +123,12 @@ async function main(): Promise<number> {
     if (o.engine === 'postgres') {
       const c = new pg.Client({ connectionString: o.pgUrl });
       await c.connect();
-      const autovacuum = (await c.query<{ autovacuum: string }>('SHOW autovacuum')).rows[0].autovacuum;
       // shared_buffers too: the rollup tables and their keys outgrow PostgreSQL's default 128 MB within a few
       // million events, and then folds and reads go through the OS page cache (see bench/README.md).
-      const sharedBuffers = (await c.query<{ shared_buffers: string }>('SHOW shared_buffers')).rows[0].shared_buffers;
-      machine.engineVersion = `${(await c.query('SHOW server_version')).rows[0].server_version}, autovacuum ${autovacuum}, shared_buffers ${sharedBuffers}`;
+      const { version, autovacuum, buffers } = (await c.query<{ version: string; autovacuum: string; buffers: string }>(
+        "SELECT current_setting('server_version') AS version, current_setting('autovacuum') AS autovacuum, current_setting('shared_buffers') AS buffers",
+      )).rows[0];
+      machine.engineVersion = `${version}, autovacuum ${autovacuum}, shared_buffers ${buffers}`;
       await c.end();
       // Off (as on the machines this was written on), the rollup tables would keep every dead row for B4 to read.
       if (autovacuum === 'off') vacuum = emulateAutovacuum(o.pgUrl, schema);
