@@ -28,7 +28,7 @@ export function monthDayBit(bucket: number): { month: number; bit: number } {
 
 export interface RollupLevel {
   table: string;
-  /** Key columns after tenant_id and meter_id. */
+  /** Key columns after the meter: tenant_id and meter_id on SQLite, series on PostgreSQL (see postgres/series.ts). */
   key: Array<'subject' | 'bucket' | 'group_key'>;
 }
 

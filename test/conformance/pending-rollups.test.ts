@@ -100,7 +100,7 @@ function postgresFixture(url: string): Fixture {
             const count = async (sql: string, ...args: string[]) => Number((await c.query<{ n: string }>(sql, args)).rows[0].n);
             const pending = await count(`SELECT count(*) AS n FROM ${schema}.rollup_pending`);
             const tables: Record<string, number> = {};
-            for (const t of ROLLUP_TABLES) tables[t] = meterId ? await count(`SELECT count(*) AS n FROM ${schema}.${t} WHERE meter_id = $1`, meterId) : 0;
+            for (const t of ROLLUP_TABLES) tables[t] = meterId ? await count(`SELECT count(*) AS n FROM ${schema}.${t} WHERE series = (SELECT series FROM ${schema}.meters WHERE id = $1)`, meterId) : 0;
             return { pending, tables };
           } finally {
             await c.end();

@@ -12,6 +12,7 @@ import { ALL_BUCKETS, append, assertRollupsMatchEvents, createMeter, mkEvent, mk
 import { FOLD_LOCK, foldSome, lockFolds } from '../../src/store/postgres/pending.js';
 import { keyDigest } from '../../src/store/postgres/append.js';
 import { postgresMigrations } from '../../src/store/postgres/migrations.js';
+import { SchemaTooNewError } from '../../src/store/migrations.js';
 import pg from 'pg';
 import { reconcileMeter } from '../../src/cli/reconcile.js';
 import { formatInstant } from '../../src/core/time.js';
@@ -38,6 +39,13 @@ if ('url' in postgres) {
       const u = new URL(url);
       u.searchParams.set('schema', schema);
       return new PostgresStore({ url: u.toString(), poolSize: 3, fold, statementTimeoutMs });
+    };
+    /** Takes these migrations back, newest first, as if they had never run; store.migrate() runs them again. */
+    const undo = async (...versions: number[]) => {
+      for (const v of versions) {
+        await store.rawPool.query(postgresMigrations.find((x) => x.version === v)!.down);
+        await store.rawPool.query('DELETE FROM schema_migrations WHERE version = $1', [v]);
+      }
     };
     const pendingRows = async (p: pg.Pool) => Number((await p.query<{ n: string }>('SELECT count(*) AS n FROM rollup_pending')).rows[0].n);
     /** Whether some session waits for a lock on rollups_total (a fold the test holds mid-statement), asked through c. */
@@ -341,7 +349,7 @@ if ('url' in postgres) {
       await append(store, t, [mkEvent({ id: 'e', subject: 'a', time: monday + 7 * 24 * HOUR, data: { value: '4' } })]);
       const weeks = async () => {
         await store.settle();
-        return (await store.rawPool.query('SELECT subject, bucket, sum::text AS sum, count::int AS count FROM rollups_subject_week WHERE meter_id = $1 ORDER BY 1, 2', [m.id])).rows
+        return (await store.rawPool.query('SELECT subject, bucket, sum::text AS sum, count::int AS count FROM rollups_subject_week WHERE series = (SELECT series FROM meters WHERE id = $1) ORDER BY 1, 2', [m.id])).rows
           .map((r) => [r.subject, formatInstant(Number(r.bucket)), r.sum, r.count]);
       };
       const expected = [
@@ -353,12 +361,11 @@ if ('url' in postgres) {
       assert.deepEqual(await weeks(), expected);
       assert.deepEqual(await reconcileMeter({ store }, t, m), []);
 
-      await store.rawPool.query('UPDATE rollups_subject_week SET sum = sum + 1 WHERE meter_id = $1 AND subject = $2 AND bucket = $3', [m.id, 'a', monday]);
+      await store.rawPool.query('UPDATE rollups_subject_week SET sum = sum + 1 WHERE series = (SELECT series FROM meters WHERE id = $1) AND subject = $2 AND bucket = $3', [m.id, 'a', monday]);
       assert.deepEqual((await reconcileMeter({ store }, t, m)).map((d) => [d.kind, d.subject, d.bucket]), [['rollup subject-week', 'a', formatInstant(monday)]]);
 
       // Down drops the level; up rebuilds it from the day level, which the damage did not touch.
-      await store.rawPool.query(postgresMigrations.find((x) => x.version === 7)!.down);
-      await store.rawPool.query('DELETE FROM schema_migrations WHERE version = 7');
+      await undo(10, 7);
       await store.migrate();
       assert.deepEqual(await weeks(), expected);
       assert.deepEqual(await reconcileMeter({ store }, t, m), []);
@@ -391,13 +398,81 @@ if ('url' in postgres) {
       assert.deepEqual(withBits[0], ['0 {"model":"x"} u1', '0 {"model":"x"} u2', '0 {"model":"y"} u1']);
       assert.deepEqual(withBits[3], ['0  u1', '1  u1', '2  u1', '2  u2', '3  u1']);
 
-      await store.rawPool.query(postgresMigrations.find((x) => x.version === 9)!.down);
-      await store.rawPool.query('DELETE FROM schema_migrations WHERE version = 9');
+      // The same key without the day bits (migration 9's down, on today's columns).
+      await store.rawPool.query('ALTER TABLE rollup_uniques_days DROP CONSTRAINT rollup_uniques_days_pkey, ADD PRIMARY KEY (series, month, value, group_key)');
       assert.doesNotMatch(await keyIndex(), /INCLUDE/);
       assert.deepEqual(await answers(), withBits);
+      await store.rawPool.query('ALTER TABLE rollup_uniques_days DROP CONSTRAINT rollup_uniques_days_pkey, ADD PRIMARY KEY (series, month, value, group_key) INCLUDE (days)');
+      // Migration 9 itself, down and up again (10 down first: 9 knows the columns before it).
+      await undo(10, 9);
+      assert.doesNotMatch(await keyIndex(), /INCLUDE/);
       await store.migrate();
       assert.match(await keyIndex(), /INCLUDE \(days\)$/);
       assert.deepEqual(await answers(), withBits);
+    });
+
+    it('refuses a schema a newer meterd migrated, up or down, and changes nothing', async () => {
+      const newest = Math.max(...postgresMigrations.map((m) => m.version));
+      await store.rawPool.query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, 'from the future', 0)", [newest + 1]);
+      try {
+        for (const run of [() => store.migrate(), () => store.migrateDown()]) {
+          await assert.rejects(run(), (e: Error) => e instanceof SchemaTooNewError && e.message.includes(`at version ${newest + 1}, newer than this meterd knows (${newest})`));
+        }
+        const r = await store.rawPool.query<{ v: number; n: number }>('SELECT max(version) AS v, count(*)::int AS n FROM schema_migrations');
+        assert.deepEqual(r.rows[0], { v: newest + 1, n: postgresMigrations.length + 1 });
+      } finally {
+        await store.rawPool.query('DELETE FROM schema_migrations WHERE version = $1', [newest + 1]);
+      }
+      await store.migrate();
+    });
+
+    it('keys rollups by meter series (migration 10), with the same answers before, after and back', async () => {
+      const t = await newTenant(store);
+      const other = await newTenant(store);
+      const ms = [
+        mkMeter(t, 'tokens', 'SUM', { value: '$.tokens', groupBy: { model: '$.model' } }),
+        mkMeter(t, 'users', 'UNIQUE_COUNT', { value: '$.user', groupBy: { model: '$.model' } }),
+        mkMeter(other, 'tokens', 'SUM', { value: '$.tokens', groupBy: { model: '$.model' } }),
+      ];
+      for (const m of ms) await createMeter(store, m);
+      const DAY = 86_400_000;
+      const T0 = Date.UTC(2024, 6, 29, 22);
+      const events = Array.from({ length: 40 }, (_, i) => mkEvent({
+        id: `e${i}`, subject: `s${i % 3}`, time: T0 + i * 0.2 * DAY,
+        data: { model: i % 2 ? 'x' : 'y', tokens: `${i}.25`, user: `u${i % 5}` },
+      }));
+      await append(store, t, events);
+      await append(store, other, events.slice(0, 7));
+      const windowStarts = [T0, T0 + 2 * DAY, T0 + 4 * DAY];
+      const answers = async () => {
+        const out: string[][] = [];
+        for (const [tenant, m] of [[t, ms[0]], [t, ms[1]], [other, ms[2]]] as const) {
+          const a = { meterId: m.id, fromBucket: T0, toBucket: T0 + 8 * DAY, windowStarts, bySubject: true, byGroup: true };
+          out.push((await store.aggregateRollups(tenant, { ...a, aggregation: m.aggregation })).map((r) => `${r.window} ${r.subject} ${r.groupKey} ${r.partial.count} ${r.partial.sum}`).sort());
+          out.push((await store.aggregateUniques(tenant, { ...a, bySubject: false, aggregation: 'UNIQUE_COUNT' })).map((r) => `${r.window} ${r.groupKey} ${r.value}`).sort());
+          out.push((await store.readRollupLevels(tenant, m.id)).map((r) => `${r.level} ${r.subject} ${r.bucket} ${r.groupKey} ${r.partial.sum}`).sort());
+        }
+        return out;
+      };
+      const columns = async () => (await store.rawPool.query<{ c: string }>(
+        "SELECT string_agg(column_name, ',' ORDER BY ordinal_position) AS c FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'rollups'")).rows[0].c;
+      assert.match(await columns(), /^series,subject,bucket,group_key,/);
+      const keyed = await answers();
+      assert.equal(keyed[0].length > 0 && keyed[4].length > 0 && keyed[6].length > 0, true);
+      // Tenant scoping: the other tenant's meter id read as this tenant's finds nothing.
+      assert.deepEqual(await store.readRollupLevels(t, ms[2].id), []);
+      assert.deepEqual(await store.aggregateRollups(t, { meterId: ms[2].id, fromBucket: T0, toBucket: T0 + 8 * DAY, windowStarts, bySubject: true, byGroup: true, aggregation: 'SUM' }), []);
+
+      await undo(10);
+      assert.match(await columns(), /^tenant_id,meter_id,subject,/);
+      await store.migrate();
+      assert.match(await columns(), /^series,/);
+      assert.deepEqual(await answers(), keyed);
+      for (const [tenant, m] of [[t, ms[0]], [t, ms[1]], [other, ms[2]]] as const) assert.deepEqual(await reconcileMeter({ store }, tenant, m), []);
+      // Rows keep folding into the re-keyed tables.
+      await append(store, t, [mkEvent({ id: 'late', subject: 's0', time: T0 + 1, data: { model: 'y', tokens: '0.5', user: 'u9' } })]);
+      await assertRollupsMatchEvents(store, t, ms[0]);
+      await assertRollupsMatchEvents(store, t, ms[1]);
     });
 
     it('folds pending rows in the compact form and in the full form earlier versions stored', async () => {

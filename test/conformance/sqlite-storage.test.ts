@@ -10,6 +10,7 @@ import Database from 'better-sqlite3';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { openDatabase } from '../../src/store/sqlite/open.js';
 import { sqliteMigrations } from '../../src/store/sqlite/migrations.js';
+import { SchemaTooNewError } from '../../src/store/migrations.js';
 import { PendingRollups } from '../../src/store/sqlite/pending-rollups.js';
 import { AppendWriter, HARD_BACKLOG_FACTOR, type WireJob } from '../../src/store/sqlite/append-writer.js';
 import { RollupWriter } from '../../src/store/sqlite/rollup-writer.js';
@@ -40,6 +41,26 @@ function storedTypes(path: string, meterId: string, columns = ['sum', 'max', 'la
 }
 
 describe('sqlite storage', () => {
+  it('refuses a database a newer meterd migrated, up or down, and changes nothing', async () => {
+    const path = join(dir, 'newer.sqlite');
+    const store = new SqliteStore({ path, writerThread: false });
+    await store.migrate();
+    const newest = Math.max(...sqliteMigrations.map((m) => m.version));
+    const raw = new Database(path);
+    try {
+      raw.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'from the future', 0)").run(newest + 1);
+      for (const run of [() => store.migrate(), () => store.migrateDown()]) {
+        await assert.rejects(run(), (e: Error) => e instanceof SchemaTooNewError && e.message.includes(`at version ${newest + 1}, newer than this meterd knows (${newest})`));
+      }
+      assert.deepEqual(raw.prepare('SELECT max(version) AS v, count(*) AS n FROM schema_migrations').get(), { v: newest + 1, n: sqliteMigrations.length + 1 });
+      raw.prepare('DELETE FROM schema_migrations WHERE version = ?').run(newest + 1);
+      await store.migrate();
+    } finally {
+      raw.close();
+      await store.close();
+    }
+  });
+
   it('are INTEGER for small integers and text otherwise, on every level, after appends and merges', async () => {
     const path = join(dir, 'types.sqlite');
     const store = new SqliteStore({ path });

@@ -4,6 +4,7 @@
 import type pg from 'pg';
 import { addUniqueRow, planSources, planUniques, type RollupLevel, type Source } from '../levels.js';
 import { partialFromRow, type PartialColumns } from '../rows.js';
+import { SERIES_OF } from './series.js';
 import { checkMetersVersion, partsOf, type Parts, type RollupAggregation, type WindowRollupRow, type WindowUniqueRow } from '../store.js';
 
 const LATEST_ORDER = 'ORDER BY latest_time DESC, latest_seq DESC';
@@ -39,7 +40,7 @@ function sourceSql(level: RollupLevel, i: number, withSubjects: boolean): string
   return `SELECT bucket, ${has('subject') ? 'subject' : `''::text COLLATE "C" AS subject`}, ${has('group_key') ? 'group_key' : `''::text COLLATE "C" AS group_key`},
       count, sum, min, max, latest_time, latest_seq, latest_value
     FROM ${level.table}
-    WHERE tenant_id = $1 AND meter_id = $2 AND bucket >= $${from} AND bucket < $${from + 1}${withSubjects && has('subject') ? ' AND subject = ANY($4::text[])' : ''}`;
+    WHERE series = ${SERIES_OF} AND bucket >= $${from} AND bucket < $${from + 1}${withSubjects && has('subject') ? ' AND subject = ANY($4::text[])' : ''}`;
 }
 
 /**
@@ -63,7 +64,7 @@ export const aggregateSql = ({ sources, bySubject, byGroup, withSubjects, parts:
 const uniquesSql = (bySubject: boolean, byGroup: boolean, withSubjects: boolean, check: boolean) => `
   SELECT DISTINCT width_bucket(bucket, $5::bigint[]) - 1 AS win, ${bySubject ? 'subject' : "''::text"} AS subject, ${byGroup ? 'group_key' : "''::text"} AS group_key, value${pendingColumn(check)}
   FROM rollup_uniques
-  WHERE tenant_id = $1 AND meter_id = $2 AND bucket >= $3 AND bucket < $4
+  WHERE series = ${SERIES_OF} AND bucket >= $3 AND bucket < $4
     ${withSubjects ? 'AND subject = ANY($6::text[])' : ''}`;
 
 /**
@@ -82,7 +83,7 @@ const uniqueDaysSql = (byGroup: boolean, check: boolean) => `
     FROM unnest($6::bigint[], $7::int[]) AS m(month, mask)
     CROSS JOIN LATERAL (
       SELECT ${byGroup ? 'group_key' : "''::text"} AS group_key, value, bit_or(days) AS days FROM rollup_uniques_days
-      WHERE tenant_id = $1 AND meter_id = $2 AND month = m.month AND (days & m.mask) <> 0
+      WHERE series = ${SERIES_OF} AND month = m.month AND (days & m.mask) <> 0
       GROUP BY value${byGroup ? ', group_key' : ''}) AS v)
   SELECT DISTINCT w.win, r.group_key, r.value${pendingColumn(check)}
   FROM r JOIN unnest($3::int[], $4::bigint[], $5::int[]) AS w(win, month, mask) ON w.month = r.month AND (r.days & w.mask) <> 0`;

@@ -55,10 +55,10 @@ export function deleteMeter(pool: pg.Pool, schema: string | undefined, tenantId:
     await lockFolds(c, schema);
     await c.query(BUMP_VERSION, [tenantId]);
     await foldAllHere(c, schema);
-    const gone = await c.query<{ id: string }>('DELETE FROM meters WHERE tenant_id = $1 AND slug = $2 RETURNING id', [tenantId, slug]);
+    const gone = await c.query<{ series: number }>('DELETE FROM meters WHERE tenant_id = $1 AND slug = $2 RETURNING series', [tenantId, slug]);
     if (gone.rows.length === 0) throw new MeterVanished();
-    const id = gone.rows[0].id;
-    for (const table of POSTGRES_ROLLUP_TABLES) await c.query(`DELETE FROM ${table} WHERE tenant_id = $1 AND meter_id = $2`, [tenantId, id]);
+    // By series alone: the meter row that scopes it to the tenant is gone.
+    for (const table of POSTGRES_ROLLUP_TABLES) await c.query(`DELETE FROM ${table} WHERE series = $1`, [gone.rows[0].series]);
     return true;
   }).catch((e) => {
     if (e instanceof MeterVanished) return false;

@@ -2,6 +2,7 @@
 // version once; each version commits with its schema_migrations row or not at all.
 import type pg from 'pg';
 import { postgresMigrations } from './migrations.js';
+import { refuseNewerSchema } from '../migrations.js';
 
 /** Lock namespace for migrations (pg_advisory_lock(int, int)); the second key is the schema. */
 const MIGRATION_LOCK = 0x6d74_726d; // "mtrm"
@@ -50,6 +51,7 @@ async function step(c: pg.PoolClient, sql: string, record: () => Promise<unknown
 export function migrateUp(pool: pg.Pool, schema: string | undefined): Promise<void> {
   return locked(pool, schema, async (c) => {
     const done = await applied(c);
+    refuseNewerSchema(done, postgresMigrations);
     for (const m of postgresMigrations) {
       if (done.has(m.version)) continue;
       await step(c, m.up, () => c.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, Date.now()]));
@@ -60,6 +62,7 @@ export function migrateUp(pool: pg.Pool, schema: string | undefined): Promise<vo
 export function migrateDown(pool: pg.Pool, schema: string | undefined): Promise<void> {
   return locked(pool, schema, async (c) => {
     const done = await applied(c);
+    refuseNewerSchema(done, postgresMigrations);
     for (const m of [...postgresMigrations].reverse()) {
       if (!done.has(m.version)) continue;
       await step(c, m.down, () => c.query('DELETE FROM schema_migrations WHERE version = $1', [m.version]));

@@ -13,6 +13,28 @@ const MERGED = `sum(count), sum(sum), min(min), max(max), (array_agg(latest_time
 const TEXT_EVENT_KEY_COLUMNS = `tenant_id TEXT COLLATE "C" NOT NULL, source TEXT COLLATE "C" NOT NULL, event_id TEXT COLLATE "C" NOT NULL,
         hash TEXT NOT NULL, seq BIGINT NOT NULL, time BIGINT NOT NULL`;
 
+/** A rollup table's columns after its meter (tenant and meter id, or series), its keys and fill factor. */
+interface SeriesTable {
+  table: string;
+  columns: string;
+  /** Primary key columns after the meter, and what the key INCLUDEs. */
+  key: string;
+  include?: string;
+  /** The per-subject index's columns after the meter. */
+  subjectIndex?: string;
+  fillfactor?: number;
+}
+
+const KEY_TEXT = 'COLLATE "C" NOT NULL';
+const SERIES_TABLES: SeriesTable[] = [
+  { table: 'rollups', columns: `subject TEXT ${KEY_TEXT}, bucket BIGINT NOT NULL, group_key TEXT ${KEY_TEXT}, ${AMOUNTS}`, key: 'bucket, subject, group_key', subjectIndex: 'subject, bucket', fillfactor: 70 },
+  { table: 'rollup_uniques', columns: `subject TEXT ${KEY_TEXT}, bucket BIGINT NOT NULL, group_key TEXT ${KEY_TEXT}, value TEXT ${KEY_TEXT}`, key: 'bucket, subject, group_key, value', subjectIndex: 'subject, bucket' },
+  { table: 'rollups_subject_day', columns: `subject TEXT ${KEY_TEXT}, bucket BIGINT NOT NULL, ${AMOUNTS}`, key: 'bucket, subject', subjectIndex: 'subject, bucket', fillfactor: 70 },
+  { table: 'rollups_subject_week', columns: `subject TEXT ${KEY_TEXT}, bucket BIGINT NOT NULL, ${AMOUNTS}`, key: 'bucket, subject', subjectIndex: 'subject, bucket', fillfactor: 70 },
+  { table: 'rollups_total', columns: `bucket BIGINT NOT NULL, group_key TEXT ${KEY_TEXT}, ${AMOUNTS}`, key: 'bucket, group_key', fillfactor: 70 },
+  { table: 'rollup_uniques_days', columns: `month BIGINT NOT NULL, group_key TEXT ${KEY_TEXT}, value TEXT ${KEY_TEXT}, days INTEGER NOT NULL`, key: 'month, value, group_key', include: 'days', fillfactor: 70 },
+];
+
 export const postgresMigrations: Migration[] = [
   {
     version: 1,
@@ -257,7 +279,45 @@ export const postgresMigrations: Migration[] = [
       ALTER TABLE rollup_uniques_days DROP CONSTRAINT rollup_uniques_days_pkey,
         ADD PRIMARY KEY (tenant_id, meter_id, month, value, group_key);`,
   },
+  {
+    version: 10,
+    name: 'rollups keyed by a meter series number',
+    // Every rollup row carried its tenant and meter id as text (a 36-character UUID): ~45 bytes of
+    // each key, in the table and in every index. A meter's series number (4 bytes) takes their place;
+    // reads look it up by tenant and meter id, so every read stays scoped by tenant. Measured on a
+    // copy of the hourly rollups of 3M seeded events (9.3M rows): table and indexes 3.6 -> 2.5 GB,
+    // and upserting one hour's 12,725 rows 183-297 -> 124-190 ms (existing rows), 209-301 -> 127-218
+    // ms (new rows). Rows of meters that no longer exist are not copied.
+    up: `
+      ALTER TABLE meters ADD COLUMN series INTEGER GENERATED ALWAYS AS IDENTITY;
+      ALTER TABLE meters ADD CONSTRAINT meters_series_key UNIQUE (series);
+      ${SERIES_TABLES.map((t) => rekeyTable(t, 'series')).join('')}`,
+    down: `
+      ${SERIES_TABLES.map((t) => rekeyTable(t, 'text')).join('')}
+      ALTER TABLE meters DROP COLUMN series;`,
+  },
 ];
+
+/**
+ * Copies a rollup table into one whose rows name their meter by series number ('series') or by
+ * tenant and meter id ('text'), then builds its keys on the copy (in key order, not row by row) and
+ * gives the planner its statistics (a new table has none until autovacuum comes by).
+ */
+function rekeyTable(t: SeriesTable, to: 'series' | 'text'): string {
+  const rest = t.columns.split(',').map((c) => c.trim().split(' ')[0]);
+  const meter = to === 'series' ? 'series INTEGER NOT NULL' : `tenant_id TEXT ${KEY_TEXT}, meter_id TEXT ${KEY_TEXT}`;
+  const meterKey = to === 'series' ? 'series' : 'tenant_id, meter_id';
+  const fromMeter = to === 'series' ? 'm.series' : 'm.tenant_id, m.id';
+  const join = to === 'series' ? 'm.tenant_id = r.tenant_id AND m.id = r.meter_id' : 'm.series = r.series';
+  return `
+      CREATE TABLE ${t.table}_rekeyed (${meter}, ${t.columns})${t.fillfactor ? ` WITH (fillfactor = ${t.fillfactor})` : ''};
+      INSERT INTO ${t.table}_rekeyed SELECT ${fromMeter}, ${rest.map((c) => `r.${c}`).join(', ')} FROM ${t.table} r JOIN meters m ON ${join};
+      DROP TABLE ${t.table};
+      ALTER TABLE ${t.table}_rekeyed RENAME TO ${t.table};
+      ALTER TABLE ${t.table} ADD CONSTRAINT ${t.table}_pkey PRIMARY KEY (${meterKey}, ${t.key})${t.include ? ` INCLUDE (${t.include})` : ''};${
+        t.subjectIndex ? `\n      CREATE INDEX ${t.table}_subject ON ${t.table} (${meterKey}, ${t.subjectIndex});` : ''}
+      ANALYZE ${t.table};`;
+}
 
 /** Gives the per-subject rollup tables keys that start `first`, and an index on `second`. */
 function rekey(first: string, second: string): string {

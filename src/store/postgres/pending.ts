@@ -134,12 +134,20 @@ const FOLD_SQL = `
 WITH batch AS (
   DELETE FROM rollup_pending WHERE id = ANY($1::bigint[]) RETURNING tenant_id, body::jsonb AS body
 ),
+-- Each pending row's meters as series numbers, in the order its contributions index them (NULL for a
+-- meter that no longer exists: its contributions are dropped).
+b AS (
+  SELECT body->'g' AS g, body->'e' AS es, body->'d' AS ds,
+         (SELECT array_agg(m.series ORDER BY x.i) FROM jsonb_array_elements_text(body->'m') WITH ORDINALITY AS x(id, i)
+          LEFT JOIN meters m ON m.tenant_id = batch.tenant_id AND m.id = x.id) AS series
+  FROM batch
+),
 c AS (
-  SELECT b.tenant_id, b.m->>((x->>0)::int) AS meter_id, ev.subject, b.g->>((x->>1)::int) AS group_key, ev.bucket,
+  SELECT b.series[(x->>0)::int + 1] AS series, ev.subject, b.g->>((x->>1)::int) AS group_key, ev.bucket,
          1::bigint AS count, coalesce(xv.v, 0) AS sum, xv.v AS min, xv.v AS max,
          ev.lk || coalesce(xv.t, '') AS lk,
          x->>3 AS value, ev.month, ev.day_bit
-  FROM (SELECT tenant_id, body->'m' AS m, body->'g' AS g, body->'e' AS es FROM batch OFFSET 0) b,
+  FROM (SELECT * FROM b OFFSET 0) b,
        jsonb_array_elements(b.es) e,
        LATERAL (SELECT e->>0 AS subject, (e->>1)::bigint AS bucket, ${latestKey("(e->>2)::bigint", "(e->>3)::bigint", "''")} AS lk,
                 (e->>4)::bigint AS month, (e->>5)::int AS day_bit, e->6 AS xs OFFSET 0) ev,
@@ -147,43 +155,43 @@ c AS (
        LATERAL (SELECT x->>2 AS t, (x->>2)::numeric AS v OFFSET 0) xv
   UNION ALL
   -- Rows stored by earlier versions: a full row per contribution.
-  SELECT b.tenant_id, b.body->'m'->>((e->>0)::int), e->>1, e->>2, (e->>3)::bigint,
+  SELECT b.series[(e->>0)::int + 1], e->>1, e->>2, (e->>3)::bigint,
          (e->>4)::bigint, (e->>5)::numeric, (e->>6)::numeric, (e->>7)::numeric,
          ${latestKey("(e->>8)::bigint", "(e->>9)::bigint", "e->>10")},
          e->>11, (e->>12)::bigint, (e->>13)::int
-  FROM batch b, jsonb_array_elements(b.body->'d') e
+  FROM b, jsonb_array_elements(b.ds) e
 ),
 h AS MATERIALIZED (
-  SELECT tenant_id, meter_id, subject, bucket, group_key, ${MERGED} FROM c GROUP BY 1, 2, 3, 4, 5
+  SELECT series, subject, bucket, group_key, ${MERGED} FROM c WHERE series IS NOT NULL GROUP BY 1, 2, 3, 4
 ),
 hours AS (
-  INSERT INTO ${HOUR_LEVEL.table} AS r (tenant_id, meter_id, subject, bucket, group_key, ${AMOUNT_COLUMNS})
-  SELECT tenant_id, meter_id, subject, bucket, group_key, count, sum, min, max, ${fromLatestKey('lk')} FROM h
+  INSERT INTO ${HOUR_LEVEL.table} AS r (series, subject, bucket, group_key, ${AMOUNT_COLUMNS})
+  SELECT series, subject, bucket, group_key, count, sum, min, max, ${fromLatestKey('lk')} FROM h
   ${onConflictSql(HOUR_LEVEL)}
 ),
 days AS (
-  INSERT INTO ${SUBJECT_DAY_LEVEL.table} AS r (tenant_id, meter_id, subject, bucket, ${AMOUNT_COLUMNS})
-  SELECT tenant_id, meter_id, subject, ${DAY_OF_BUCKET}, ${MERGED_COLUMNS} FROM h GROUP BY 1, 2, 3, 4
+  INSERT INTO ${SUBJECT_DAY_LEVEL.table} AS r (series, subject, bucket, ${AMOUNT_COLUMNS})
+  SELECT series, subject, ${DAY_OF_BUCKET}, ${MERGED_COLUMNS} FROM h GROUP BY 1, 2, 3
   ${onConflictSql(SUBJECT_DAY_LEVEL)}
 ),
 weeks AS (
-  INSERT INTO ${SUBJECT_WEEK_LEVEL.table} AS r (tenant_id, meter_id, subject, bucket, ${AMOUNT_COLUMNS})
-  SELECT tenant_id, meter_id, subject, ${WEEK_OF_BUCKET}, ${MERGED_COLUMNS} FROM h GROUP BY 1, 2, 3, 4
+  INSERT INTO ${SUBJECT_WEEK_LEVEL.table} AS r (series, subject, bucket, ${AMOUNT_COLUMNS})
+  SELECT series, subject, ${WEEK_OF_BUCKET}, ${MERGED_COLUMNS} FROM h GROUP BY 1, 2, 3
   ${onConflictSql(SUBJECT_WEEK_LEVEL)}
 ),
 totals AS (
-  INSERT INTO ${TOTAL_LEVEL.table} AS r (tenant_id, meter_id, bucket, group_key, ${AMOUNT_COLUMNS})
-  SELECT tenant_id, meter_id, bucket, group_key, ${MERGED_COLUMNS} FROM h GROUP BY 1, 2, 3, 4
+  INSERT INTO ${TOTAL_LEVEL.table} AS r (series, bucket, group_key, ${AMOUNT_COLUMNS})
+  SELECT series, bucket, group_key, ${MERGED_COLUMNS} FROM h GROUP BY 1, 2, 3
   ${onConflictSql(TOTAL_LEVEL)}
 ),
 uniques AS (
-  INSERT INTO rollup_uniques (tenant_id, meter_id, subject, bucket, group_key, value)
-  SELECT DISTINCT tenant_id, meter_id, subject, bucket, group_key, value FROM c WHERE value IS NOT NULL
+  INSERT INTO rollup_uniques (series, subject, bucket, group_key, value)
+  SELECT DISTINCT series, subject, bucket, group_key, value FROM c WHERE value IS NOT NULL AND series IS NOT NULL
   ON CONFLICT DO NOTHING
 ),
 unique_days AS (
-  INSERT INTO rollup_uniques_days AS r (tenant_id, meter_id, month, group_key, value, days)
-  SELECT tenant_id, meter_id, month, group_key, value, bit_or(day_bit) FROM c WHERE value IS NOT NULL GROUP BY 1, 2, 3, 4, 5
+  INSERT INTO rollup_uniques_days AS r (series, month, group_key, value, days)
+  SELECT series, month, group_key, value, bit_or(day_bit) FROM c WHERE value IS NOT NULL AND series IS NOT NULL GROUP BY 1, 2, 3, 4
   ${UNIQUE_DAYS_ON_CONFLICT}
 )
 SELECT 1`;

@@ -14,6 +14,7 @@ import { apiKeyFromRow, partialFromRow, type ApiKeyRow, type PartialColumns } fr
 import { GroupCommit } from '../group-commit.js';
 import { openPool, withRetry, inTransaction, isTransient, backoff, MAX_ATTEMPTS, TxFailure, type PostgresOptions } from './pool.js';
 import { Partitions } from './partitions.js';
+import { WHERE_SERIES } from './series.js';
 import { commitAppends, unstorable, type AppendJob, type JobResult } from './append.js';
 import { migrateDown, migrateUp } from './migrate.js';
 import { AdvisoryLocks } from './locks.js';
@@ -305,11 +306,11 @@ export class PostgresStore implements Store {
     const amounts = 'count, sum::text AS sum, min::text AS min, max::text AS max, latest_time, latest_seq, latest_value::text AS latest_value';
     type Row = PartialColumns & { level: LevelRollupRow['level']; subject: string; bucket: string; group_key: string };
     const r = await this.pool.query<Row>(
-      `SELECT 'subject-day' AS level, subject, bucket, '' AS group_key, ${amounts} FROM rollups_subject_day WHERE tenant_id = $1 AND meter_id = $2
+      `SELECT 'subject-day' AS level, subject, bucket, '' AS group_key, ${amounts} FROM rollups_subject_day ${WHERE_SERIES}
        UNION ALL
-       SELECT 'subject-week', subject, bucket, '', ${amounts} FROM rollups_subject_week WHERE tenant_id = $1 AND meter_id = $2
+       SELECT 'subject-week', subject, bucket, '', ${amounts} FROM rollups_subject_week ${WHERE_SERIES}
        UNION ALL
-       SELECT 'total-hour', '', bucket, group_key, ${amounts} FROM rollups_total WHERE tenant_id = $1 AND meter_id = $2`,
+       SELECT 'total-hour', '', bucket, group_key, ${amounts} FROM rollups_total ${WHERE_SERIES}`,
       [tenantId, meterId],
     );
     return r.rows.map((x) => ({ level: x.level, subject: x.subject, bucket: Number(x.bucket), groupKey: x.group_key, partial: partialFromRow(x) }));
@@ -318,7 +319,7 @@ export class PostgresStore implements Store {
   async readUniqueDays(tenantId: string, meterId: string) {
     await this.settle();
     const r = await this.pool.query<{ group_key: string; value: string; month: string; days: number }>(
-      'SELECT group_key, value, month, days FROM rollup_uniques_days WHERE tenant_id = $1 AND meter_id = $2',
+      `SELECT group_key, value, month, days FROM rollup_uniques_days ${WHERE_SERIES}`,
       [tenantId, meterId],
     );
     return r.rows.map((x) => ({ groupKey: x.group_key, value: x.value, month: Number(x.month), days: x.days }));
@@ -374,7 +375,7 @@ export class PostgresStore implements Store {
       await foldAllHere(c, this.schema);
       const m = await c.query<{ event_type: string }>('SELECT event_type FROM meters WHERE tenant_id = $1 AND id = $2', [tenantId, meterId]);
       if (m.rows.length === 0) return;
-      for (const table of POSTGRES_ROLLUP_TABLES) await c.query(`DELETE FROM ${table} WHERE tenant_id = $1 AND meter_id = $2`, [tenantId, meterId]);
+      for (const table of POSTGRES_ROLLUP_TABLES) await c.query(`DELETE FROM ${table} ${WHERE_SERIES}`, [tenantId, meterId]);
       await backfill(c, tenantId, m.rows[0].event_type, fn);
     });
   }
@@ -393,7 +394,7 @@ interface TenantRow {
 
 const tenantFromRow = (r: TenantRow): Tenant => ({ id: r.id, name: r.name, createdAt: Number(r.created_at) });
 
-const rollupWhere = `WHERE tenant_id = $1 AND meter_id = $2 AND bucket >= $3 AND bucket < $4
+const rollupWhere = `${WHERE_SERIES} AND bucket >= $3 AND bucket < $4
   AND ($5::text[] IS NULL OR subject = ANY($5::text[]))`;
 
 const rollupParams = (tenantId: string, s: RollupScan) => [tenantId, s.meterId, s.fromBucket, s.toBucket, s.subjects ?? null];

@@ -12,6 +12,7 @@ import type { Customer } from '../../modules/customers/customers.types.js';
 import type { AppendStatus, EventCursor, EventFilter, StoredEvent } from '../../modules/events/events.types.js';
 import type { RollupDelta, RollupRow, UniqueRow } from '../../modules/usage/usage.types.js';
 import { PENDING_MIGRATION, sqliteMigrations } from './migrations.js';
+import { refuseNewerSchema } from '../migrations.js';
 import {
   apiKeyFromRow,
   customerFromRow,
@@ -157,6 +158,7 @@ export class SqliteStore implements Store {
   async migrate(): Promise<void> {
     this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
     const done = new Set(this.db.prepare<[], { version: number }>('SELECT version FROM schema_migrations').all().map((r) => r.version));
+    refuseNewerSchema(done, sqliteMigrations);
     for (const m of sqliteMigrations) {
       if (done.has(m.version)) continue;
       this.db.transaction(() => {
@@ -171,6 +173,7 @@ export class SqliteStore implements Store {
   async migrateDown(): Promise<void> {
     this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
     const done = new Set(this.db.prepare<[], { version: number }>('SELECT version FROM schema_migrations').all().map((r) => r.version));
+    refuseNewerSchema(done, sqliteMigrations);
     // Pending contributions live in a table a migration down drops: fold them first.
     if (done.has(PENDING_MIGRATION)) this.db.transaction(() => this.foldHere()).immediate();
     for (const m of [...sqliteMigrations].reverse()) {
