@@ -9,7 +9,7 @@ import pg from 'pg';
 import { positive, positiveInt } from './args.js';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ingestCases, type CaseResult } from './cases.js';
@@ -60,6 +60,13 @@ function checkout(ref: string): string {
   return dir;
 }
 
+/** The setup and in-process services of the checkout at `root` (this tree's own when it is this tree). */
+async function codeOf(root: string): Promise<{ benchDatabase: typeof benchDatabase; openServices: typeof openServices; loadConfig: typeof loadConfig }> {
+  if (root === ROOT) return { benchDatabase, openServices, loadConfig };
+  const [seed, main, config] = await Promise.all([import(join(root, 'bench/seed.ts')), import(join(root, 'src/main.ts')), import(join(root, 'src/config.ts'))]);
+  return { benchDatabase: seed.benchDatabase, openServices: main.openServices, loadConfig: config.loadConfig };
+}
+
 const label = (env: Record<string, string>) => (Object.keys(env).length > 0 ? ` ${JSON.stringify(env)}` : '');
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -78,12 +85,15 @@ async function main() {
       schemas.push(schema);
       url = schemaUrl(o.pgUrl, schema);
     }
-    const databaseUrl = await benchDatabase(url);
+    // The side's own code sets up its database and reads it: the tree's code would migrate B's
+    // database to the tree's schema, which B's servers may not read.
+    const lib = await codeOf(root);
+    const databaseUrl = await lib.benchDatabase(url);
     const mine: Server[] = [];
     for (let i = 0; i < instances; i++) mine.push(await startMeterd(i, { databaseUrl, adminKey, entry: 'dist', logDir: work, protection: false, env, name, root }));
     servers.push(...mine);
     // In-process services on the side's database: they count what was stored and report what a read must fold first.
-    const sv = await openServices(loadConfig({ DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn' }));
+    const sv = await lib.openServices(lib.loadConfig({ DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn' }));
     services.push(sv);
     return { def: { ...caseDef, title: name.toUpperCase() }, servers: mine, services: sv, logName: `loadgen-${name}.log` };
   };
@@ -123,6 +133,13 @@ process.once('SIGINT', () => {
   process.exit(130);
 });
 
+/** A failed run's server logs, kept where the bench keeps its own (bench/results/logs/). */
+function keepLogs() {
+  const dir = join(ROOT, 'bench/results/logs', `ab-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  for (const f of readdirSync(work).filter((f) => f.endsWith('.log'))) cpSync(join(work, f), join(dir, f));
+  console.error(`server logs: ${dir}`);
+}
+
 main()
   .catch((e) => {
     console.error(e);
@@ -132,6 +149,7 @@ main()
     await stopAll();
     for (const sv of services) await sv.store.close().catch(() => {});
     await dropSchemas();
+    if (process.exitCode) keepLogs();
     cleanUp();
   });
 
