@@ -414,6 +414,11 @@ if ('url' in postgres) {
     it('refuses a schema a newer meterd migrated, up or down, and changes nothing', async () => {
       const newest = Math.max(...postgresMigrations.map((m) => m.version));
       await store.rawPool.query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, 'from the future', 0)", [newest + 1]);
+      // A migration down folds what is pending first; this code must refuse before that. With the
+      // fold lock held elsewhere, a fold would wait for it: the refusal has to come without one.
+      const holder = await store.rawPool.connect();
+      await holder.query('BEGIN');
+      await lockFolds(holder, schema);
       try {
         for (const run of [() => store.migrate(), () => store.migrateDown()]) {
           await assert.rejects(run(), (e: Error) => e instanceof SchemaTooNewError && e.message.includes(`at version ${newest + 1}, newer than this meterd knows (${newest})`));
@@ -421,6 +426,8 @@ if ('url' in postgres) {
         const r = await store.rawPool.query<{ v: number; n: number }>('SELECT max(version) AS v, count(*)::int AS n FROM schema_migrations');
         assert.deepEqual(r.rows[0], { v: newest + 1, n: postgresMigrations.length + 1 });
       } finally {
+        await holder.query('ROLLBACK');
+        holder.release();
         await store.rawPool.query('DELETE FROM schema_migrations WHERE version = $1', [newest + 1]);
       }
       await store.migrate();

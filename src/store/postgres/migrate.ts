@@ -59,6 +59,13 @@ export function migrateUp(pool: pg.Pool, schema: string | undefined): Promise<vo
   });
 }
 
+/** refuseNewerSchema before anything else touches the schema (a migration down folds what is pending first). */
+export async function refuseIfNewer(pool: pg.Pool): Promise<void> {
+  const r = await pool.query<{ migrated: boolean }>("SELECT to_regclass('schema_migrations') IS NOT NULL AS migrated");
+  if (!r.rows[0].migrated) return;
+  refuseNewerSchema((await pool.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((x) => x.version), postgresMigrations);
+}
+
 export function migrateDown(pool: pg.Pool, schema: string | undefined): Promise<void> {
   return locked(pool, schema, async (c) => {
     const done = await applied(c);

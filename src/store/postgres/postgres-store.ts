@@ -16,7 +16,7 @@ import { openPool, withRetry, inTransaction, isTransient, backoff, MAX_ATTEMPTS,
 import { Partitions } from './partitions.js';
 import { WHERE_SERIES } from './series.js';
 import { commitAppends, unstorable, type AppendJob, type JobResult } from './append.js';
-import { migrateDown, migrateUp } from './migrate.js';
+import { migrateDown, migrateUp, refuseIfNewer } from './migrate.js';
 import { AdvisoryLocks } from './locks.js';
 import { aggregateRollups, aggregateUniques } from './aggregate.js';
 import { backfill, eventFromRow, EVENT_COLUMNS, type EventRow } from './events.js';
@@ -60,6 +60,7 @@ export class PostgresStore implements Store {
   }
 
   async migrateDown(): Promise<void> {
+    await refuseIfNewer(this.pool);
     // Pending contributions live in a table a migration down drops: fold them first.
     const r = await this.pool.query<{ pending: boolean }>("SELECT to_regclass('rollup_pending') IS NOT NULL AS pending");
     if (r.rows[0].pending) await withRetry(this.pool, (c) => foldAllHere(c, this.schema));
