@@ -31,7 +31,7 @@ async function locked(pool: pg.Pool, schema: string | undefined, run: (c: pg.Poo
   }
 }
 
-async function applied(c: pg.PoolClient): Promise<Set<number>> {
+async function applied(c: pg.Pool | pg.PoolClient): Promise<Set<number>> {
   const r = await c.query<{ version: number }>('SELECT version FROM schema_migrations');
   return new Set(r.rows.map((x) => x.version));
 }
@@ -63,7 +63,7 @@ export function migrateUp(pool: pg.Pool, schema: string | undefined): Promise<vo
 export async function refuseIfNewer(pool: pg.Pool): Promise<void> {
   const r = await pool.query<{ migrated: boolean }>("SELECT to_regclass('schema_migrations') IS NOT NULL AS migrated");
   if (!r.rows[0].migrated) return;
-  refuseNewerSchema((await pool.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((x) => x.version), postgresMigrations);
+  refuseNewerSchema(await applied(pool), postgresMigrations);
 }
 
 export function migrateDown(pool: pg.Pool, schema: string | undefined): Promise<void> {
