@@ -42,6 +42,9 @@ try {
   const db = openDatabase(join(dir, 'writer.db'), 16);
   for (const m of sqliteMigrations) db.exec(m.up);
   db.prepare("INSERT INTO tenants (id, name, created_at, meters_version) VALUES (?, 'bench', 0, 0)").run(TENANT);
+  // Rollup rows name meters by their series number, looked up in this table.
+  const meter = db.prepare("INSERT INTO meters (id, tenant_id, slug, event_type, aggregation, group_by, created_at, series) VALUES (?, ?, ?, 'llm.completion', 'SUM', '[]', 0, ?)");
+  METERS.forEach((id, i) => meter.run(id, TENANT, id, i + 1));
   const writer = new AppendWriter(db);
   let ms = 0;
   let measured = 0;
@@ -69,6 +72,9 @@ try {
     }
   }
   writer.stop();
+  // A writer that dropped contributions would look fast: every event must be in every meter's rollups.
+  const rolledUp = db.prepare('SELECT sum(count) FROM rollups_total').pluck().get();
+  if (rolledUp !== (COMMITS + WARM_UP) * PER * METERS.length) throw new Error(`rollups hold ${rolledUp} contributions, not ${(COMMITS + WARM_UP) * PER * METERS.length}`);
   console.log(`${((ms * 1000) / measured).toFixed(1)} µs per event (${measured.toLocaleString('en-US')} events in commits of ${PER}, jobs of ${JOB}, after ${WARM_UP} warm-up commits)`);
   db.close();
 } finally {

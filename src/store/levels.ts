@@ -28,7 +28,7 @@ export function monthDayBit(bucket: number): { month: number; bit: number } {
 
 export interface RollupLevel {
   table: string;
-  /** Key columns after the meter: tenant_id and meter_id on SQLite, series on PostgreSQL (see postgres/series.ts). */
+  /** Key columns after the meter's series number (see sqlite/series.ts and postgres/series.ts). */
   key: Array<'subject' | 'bucket' | 'group_key'>;
 }
 

@@ -368,16 +368,16 @@ describe('reconcile', () => {
 
     const db = new Database(dbUrl.slice('sqlite:'.length));
     const meterId = (db.prepare(`SELECT id FROM meters WHERE tenant_id = ? AND slug = 'tokens'`).get(t) as { id: string }).id;
-    const row = db.prepare('SELECT subject, bucket, group_key FROM rollups WHERE tenant_id = ? AND meter_id = ? LIMIT 1').get(t, meterId) as { subject: string; bucket: number; group_key: string };
-    db.prepare(`UPDATE rollups SET sum = '12345' WHERE tenant_id = ? AND meter_id = ? AND subject = ? AND bucket = ? AND group_key = ?`).run(t, meterId, row.subject, row.bucket, row.group_key);
-    const u = db.prepare('SELECT meter_id, subject, bucket, group_key, value FROM rollup_uniques WHERE tenant_id = ? LIMIT 1').get(t) as Record<string, string | number>;
-    db.prepare('DELETE FROM rollup_uniques WHERE tenant_id = ? AND meter_id = ? AND subject = ? AND bucket = ? AND group_key = ? AND value = ?').run(t, u.meter_id, u.subject, u.bucket, u.group_key, u.value);
+    const row = db.prepare('SELECT subject, bucket, group_key FROM rollups WHERE series = (SELECT series FROM meters WHERE id = ?) LIMIT 1').get(meterId) as { subject: string; bucket: number; group_key: string };
+    db.prepare(`UPDATE rollups SET sum = '12345' WHERE series = (SELECT series FROM meters WHERE id = ?) AND subject = ? AND bucket = ? AND group_key = ?`).run(meterId, row.subject, row.bucket, row.group_key);
+    const u = db.prepare('SELECT series, subject, bucket, group_key, value FROM rollup_uniques WHERE series IN (SELECT series FROM meters WHERE tenant_id = ?) LIMIT 1').get(t) as Record<string, string | number>;
+    db.prepare('DELETE FROM rollup_uniques WHERE series = ? AND subject = ? AND bucket = ? AND group_key = ? AND value = ?').run(u.series, u.subject, u.bucket, u.group_key, u.value);
     // The day level is checked too (on its own: the hourly rows under it are intact).
     const day = Math.floor(row.bucket / 86_400_000) * 86_400_000;
-    const changed = db.prepare('UPDATE rollups_subject_day SET count = count + 1 WHERE tenant_id = ? AND meter_id = ? AND subject = ? AND bucket = ?').run(t, meterId, row.subject, day);
+    const changed = db.prepare('UPDATE rollups_subject_day SET count = count + 1 WHERE series = (SELECT series FROM meters WHERE id = ?) AND subject = ? AND bucket = ?').run(meterId, row.subject, day);
     assert.equal(changed.changes, 1);
     // Days are the 1st to the 28th: mark one value as seen on January 31st too.
-    const marked = db.prepare("UPDATE rollup_uniques_days SET days = days | (1 << 30) WHERE tenant_id = ? AND value = 'm1'").run(t);
+    const marked = db.prepare("UPDATE rollup_uniques_days SET days = days | (1 << 30) WHERE series IN (SELECT series FROM meters WHERE tenant_id = ?) AND value = 'm1'").run(t);
     assert.equal(marked.changes, 1);
     db.close();
 

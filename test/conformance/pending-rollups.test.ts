@@ -64,7 +64,7 @@ function sqliteFixture(): Fixture {
           try {
             const count = (sql: string, ...args: string[]) => db.prepare(sql).pluck().get(...args) as number;
             const pending = count('SELECT count(*) FROM rollup_pending');
-            const tables = Object.fromEntries(ROLLUP_TABLES.map((t) => [t, meterId ? count(`SELECT count(*) FROM ${t} WHERE meter_id = ?`, meterId) : 0]));
+            const tables = Object.fromEntries(ROLLUP_TABLES.map((t) => [t, meterId ? count(`SELECT count(*) FROM ${t} WHERE series = (SELECT series FROM meters WHERE id = ?)`, meterId) : 0]));
             return { pending, tables };
           } finally {
             db.close();

@@ -207,10 +207,14 @@ describe('sqlite event keys', () => {
       }
       db.exec(sqliteMigrations.find((m) => m.version === 10)!.up);
       assert.deepEqual(db.prepare('SELECT key FROM event_key_log ORDER BY seq').pluck().all(), ['c', 'd'].map((id) => eventKey('ten', 'src', id)));
+      // The rest of the way up, for this version's writer.
+      const later = sqliteMigrations.filter((m) => m.version > 10);
+      for (const m of later) db.exec(m.up);
       const writer = new AppendWriter(db, { dedupe: { runKeys: 3, fanIn: 4, chunkKeys: 2 } });
       assert.deepEqual(append(writer, 'ten', ['a', 'b', 'c', 'd', 'e'].map((id) => wire('src', id, 0))), ['duplicate', 'duplicate', 'duplicate', 'duplicate', 'accepted']);
       assertKeysSound(db);
       writer.stop();
+      for (const m of [...later].reverse()) db.exec(m.down);
       db.exec(sqliteMigrations.find((m) => m.version === 10)!.down);
       assert.deepEqual(db.prepare('SELECT run, count(*) AS n FROM event_keys GROUP BY run').all(), [{ run: 1, n: 2 }, { run: 2, n: 3 }]);
     } finally {

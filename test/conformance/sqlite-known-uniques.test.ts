@@ -23,6 +23,7 @@ function setup(name: string) {
   const db = openDatabase(join(dir, name));
   for (const m of sqliteMigrations) db.exec(m.up);
   db.prepare("INSERT INTO tenants (id, name, created_at, meters_version) VALUES (?, 'known', 0, 0)").run(TENANT);
+  db.prepare("INSERT INTO meters (id, tenant_id, slug, event_type, aggregation, group_by, created_at, series) VALUES (?, ?, 'users', 'call', 'UNIQUE_COUNT', '[]', 0, 1)").run(METER, TENANT);
   // Folds only when asked (foldAll).
   const writer = new AppendWriter(db, { fold: { events: 1e9, afterMs: 1e9 } });
   let n = 0;
@@ -38,8 +39,8 @@ function setup(name: string) {
     assert.deepEqual(new Set(writer.commit([job]).flat()), new Set(['accepted']));
   };
   const stored = () => ({
-    hourly: db.prepare('SELECT value FROM rollup_uniques WHERE meter_id = ? ORDER BY value').pluck().all(METER),
-    monthly: db.prepare('SELECT value FROM rollup_uniques_days WHERE meter_id = ? ORDER BY value').pluck().all(METER),
+    hourly: db.prepare('SELECT value FROM rollup_uniques WHERE series = (SELECT series FROM meters WHERE id = ?) ORDER BY value').pluck().all(METER),
+    monthly: db.prepare('SELECT value FROM rollup_uniques_days WHERE series = (SELECT series FROM meters WHERE id = ?) ORDER BY value').pluck().all(METER),
   });
   return { db, writer, commit, stored };
 }

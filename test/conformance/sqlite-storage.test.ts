@@ -10,11 +10,13 @@ import Database from 'better-sqlite3';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { openDatabase } from '../../src/store/sqlite/open.js';
 import { sqliteMigrations } from '../../src/store/sqlite/migrations.js';
+import { NEXT_SERIES } from '../../src/store/sqlite/series.js';
 import { SchemaTooNewError } from '../../src/store/migrations.js';
 import { PendingRollups } from '../../src/store/sqlite/pending-rollups.js';
 import { AppendWriter, HARD_BACKLOG_FACTOR, type WireJob } from '../../src/store/sqlite/append-writer.js';
 import { RollupWriter } from '../../src/store/sqlite/rollup-writer.js';
-import { append, assertRollupsMatchEvents, createMeter, mkEvent, mkMeter, newTenant } from './helpers.js';
+import { reconcileMeter } from '../../src/cli/reconcile.js';
+import { append, assertRollupsMatchEvents, createMeter, mkEvent, mkMeter, newTenant, rekeyFixture } from './helpers.js';
 
 const HOUR = 3_600_000;
 const T0 = Date.UTC(2024, 4, 31, 20);
@@ -29,12 +31,17 @@ function databaseAt(name: string, version: number) {
   return db;
 }
 
+/** A meter row as createMeter writes it (rollup rows name it by its series), for a test that writes through AppendWriter alone. */
+function insertMeter(db: Database.Database, tenant: string, id: string) {
+  db.prepare(`INSERT INTO meters (id, tenant_id, slug, event_type, aggregation, group_by, created_at, series) VALUES (?, ?, ?, 'call', 'COUNT', '[]', 0, ${NEXT_SERIES})`).run(id, tenant, id);
+}
+
 /** typeof() of amount columns, per level, for one meter. */
 function storedTypes(path: string, meterId: string, columns = ['sum', 'max', 'latest_value']) {
   const db = new Database(path, { readonly: true });
   try {
     const types = columns.map((c) => `typeof(${c})`).join(` || ',' || `);
-    return Object.fromEntries(LEVELS.map((t) => [t, db.prepare(`SELECT DISTINCT ${types} FROM ${t} WHERE meter_id = ?`).pluck().all(meterId)]));
+    return Object.fromEntries(LEVELS.map((t) => [t, db.prepare(`SELECT DISTINCT ${types} FROM ${t} WHERE series = (SELECT series FROM meters WHERE id = ?)`).pluck().all(meterId)]));
   } finally {
     db.close();
   }
@@ -137,6 +144,40 @@ describe('sqlite storage', () => {
     db.close();
   });
 
+  it('keys rollups by meter series (migration 12), with the same answers before, after and back', async () => {
+    const path = join(dir, 'series.sqlite');
+    let store = new SqliteStore({ path, writerThread: false });
+    await store.migrate();
+    const { t, check } = await rekeyFixture(store);
+    await store.settle();
+    await store.close();
+
+    const v12 = sqliteMigrations.find((x) => x.version === 12)!;
+    const db = openDatabase(path);
+    const columns = () => db.prepare("SELECT group_concat(name) FROM pragma_table_info('rollups')").pluck().get() as string;
+    assert.match(columns(), /^series,subject,bucket,group_key,/);
+    db.transaction(() => {
+      db.exec(v12.down);
+      db.prepare('DELETE FROM schema_migrations WHERE version = 12').run();
+    })();
+    assert.match(columns(), /^tenant_id,meter_id,subject,/);
+    db.close();
+    store = new SqliteStore({ path, writerThread: false });
+    try {
+      await store.migrate();
+      await check(store, (tenant, m) => reconcileMeter({ store }, tenant, m));
+      // A new meter takes the next series.
+      const fourth = mkMeter(t, 'calls', 'COUNT');
+      await createMeter(store, fourth);
+      await assertRollupsMatchEvents(store, t, fourth);
+    } finally {
+      await store.close();
+    }
+    const raw = new Database(path, { readonly: true });
+    assert.deepEqual(raw.prepare('SELECT series FROM meters ORDER BY series').pluck().all(), [1, 2, 3, 4]);
+    raw.close();
+  });
+
   it('writes a fold gathered between commits only if no other fold ran meanwhile', async () => {
     const path = join(dir, 'gathered.db');
     const store = new SqliteStore({ path, fold: { events: 1e12, afterMs: 1e9 }, writerThread: false });
@@ -218,6 +259,7 @@ describe('sqlite storage', () => {
     const db = databaseAt('backlog.db', Number.MAX_SAFE_INTEGER);
     const tenant = 'tenant-backlog';
     db.prepare("INSERT INTO tenants (id, name, created_at, meters_version) VALUES (?, 'backlog', 0, 0)").run(tenant);
+    insertMeter(db, tenant, 'meter-count');
     // Background folds only (no timer, no reads). A gathering step takes ~500 events, at least a pending
     // row (up to 1,000); each commit stores 3,000 events in three rows.
     const writer = new AppendWriter(db, { fold: { events: 1000, afterMs: 1e9, perTransaction: 6000, backlog: 3000 } });
@@ -243,8 +285,8 @@ describe('sqlite storage', () => {
       writer.stop();
       writer.foldAll();
       assert.equal(pendingEvents.get(), 0);
-      assert.equal(db.prepare("SELECT sum(count) FROM rollups WHERE meter_id = 'meter-count'").pluck().get(), 120_000);
-      assert.equal(db.prepare("SELECT sum(count) FROM rollups_total WHERE meter_id = 'meter-count'").pluck().get(), 120_000);
+      assert.equal(db.prepare("SELECT sum(count) FROM rollups WHERE series = (SELECT series FROM meters WHERE id = 'meter-count')").pluck().get(), 120_000);
+      assert.equal(db.prepare("SELECT sum(count) FROM rollups_total WHERE series = (SELECT series FROM meters WHERE id = 'meter-count')").pluck().get(), 120_000);
     } finally {
       writer.stop();
       db.close();
@@ -255,6 +297,7 @@ describe('sqlite storage', () => {
     const db = databaseAt('hard-backlog.db', Number.MAX_SAFE_INTEGER);
     const tenant = 'tenant-hard';
     db.prepare("INSERT INTO tenants (id, name, created_at, meters_version) VALUES (?, 'hard', 0, 0)").run(tenant);
+    insertMeter(db, tenant, 'meter-count');
     const backlog = 3000;
     const writer = new AppendWriter(db, { fold: { events: 1e9, afterMs: 1e9, perTransaction: 6000, backlog } });
     const pendingEvents = db.prepare('SELECT coalesce(sum(events), 0) FROM rollup_pending').pluck();
@@ -276,7 +319,7 @@ describe('sqlite storage', () => {
       assert.ok(most >= HARD_BACKLOG_FACTOR * backlog - 1000, `and folds waited for it; saw ${most}`);
       writer.stop();
       writer.foldAll();
-      assert.equal(db.prepare("SELECT sum(count) FROM rollups WHERE meter_id = 'meter-count'").pluck().get(), 60_000);
+      assert.equal(db.prepare("SELECT sum(count) FROM rollups WHERE series = (SELECT series FROM meters WHERE id = 'meter-count')").pluck().get(), 60_000);
     } finally {
       writer.stop();
       db.close();

@@ -6,6 +6,7 @@ import { Decimal } from '../../core/decimal.js';
 import { emptyPartial } from '../../modules/usage/partial.js';
 import type { Partial } from '../../modules/usage/usage.types.js';
 import { partsOf, type Parts, type RollupAggregation, type WindowRollupRow, type WindowUniqueRow } from '../store.js';
+import { SERIES_OF } from './series.js';
 import { addUniqueRow, mergeWindowRow, planSources, planUniques, type RollupLevel } from '../levels.js';
 
 interface AggRow {
@@ -49,12 +50,12 @@ const isInt = (col: string) => `typeof(${col}) = 'integer'`;
 const TIME_DIGITS = 16;
 const SEQ_DIGITS = 20;
 
-// Rows are read by bucket range through the primary key (tenant, meter, bucket, ...); with a subject
+// Rows are read by bucket range through the primary key (series, bucket, ...); with a subject
 // filter, through the (subject, bucket) index, named because the planner would rather filter a range
 // of every subject than look rows up from an index that does not cover them.
 const rowsOf = (table: string, withSubjects: boolean) => withSubjects
-  ? `${table} r INDEXED BY ${table}_subject WHERE r.tenant_id = @tenant AND r.meter_id = @meter AND r.subject IN (SELECT value FROM json_each(@subjects)) AND r.bucket >= @from AND r.bucket < @to`
-  : `${table} r WHERE r.tenant_id = @tenant AND r.meter_id = @meter AND r.bucket >= @from AND r.bucket < @to`;
+  ? `${table} r INDEXED BY ${table}_subject WHERE r.series = ${SERIES_OF} AND r.subject IN (SELECT value FROM json_each(@subjects)) AND r.bucket >= @from AND r.bucket < @to`
+  : `${table} r WHERE r.series = ${SERIES_OF} AND r.bucket >= @from AND r.bucket < @to`;
 
 export function aggregateSql(a: AggShape): string {
   const sumInt = a.sum === 'split' ? isInt('r.sum') : '0';
@@ -91,7 +92,7 @@ export const uniquesSql = (a: Pick<AggShape, 'bySubject' | 'byGroup' | 'byBucket
  */
 const UNIQUE_DAYS_SQL = (byGroup: boolean, withDays: boolean) => `
   SELECT r.value, ${byGroup ? 'r.group_key' : "''"}${withDays ? ', r.days' : ''} FROM rollup_uniques_days r
-  WHERE r.tenant_id = @tenant AND r.meter_id = @meter AND r.month = @month AND (r.days & @mask) != 0
+  WHERE r.series = ${SERIES_OF} AND r.month = @month AND (r.days & @mask) != 0
   ${byGroup || withDays ? '' : 'GROUP BY r.value'}`;
 
 export class RollupAggregator {

@@ -6,6 +6,7 @@ import { decAdd, decMax, decMin, sqlValue } from './decimal-functions.js';
 import { formatDecimal } from '../../core/decimal.js';
 import type { RollupDelta } from '../../modules/usage/usage.types.js';
 import type { KnownUniques } from './known-uniques.js';
+import { SERIES_OF_POSITIONAL } from './series.js';
 
 /** A per-event rollup delta (partialOf's shape: count 1, its value the latest value) added to a writer. */
 export function addDelta(w: RollupWriter, tenant: string, d: RollupDelta): void {
@@ -24,7 +25,7 @@ const placeholders = (columns: number, rows: number) => Array.from({ length: row
  * below 10^15 keeps an integer sum below 2^53, so SQLite never turns it into a float.
  */
 export function rollupUpsert(level: RollupLevel, rows = 1): string {
-  const key = ['tenant_id', 'meter_id', ...level.key];
+  const key = ['series', ...level.key];
   const cols = [...key, 'count', 'sum', 'min', 'max', 'latest_time', 'latest_seq', 'latest_value'];
   return `INSERT INTO ${level.table} (${cols.join(', ')}) VALUES ${placeholders(cols.length, rows)}
     ON CONFLICT (${key.join(', ')}) DO UPDATE SET
@@ -41,14 +42,14 @@ export function rollupUpsert(level: RollupLevel, rows = 1): string {
 }
 
 export const uniqueInsert = (rows = 1) =>
-  `INSERT OR IGNORE INTO rollup_uniques (tenant_id, meter_id, subject, bucket, group_key, value) VALUES ${placeholders(6, rows)}`;
+  `INSERT OR IGNORE INTO rollup_uniques (series, subject, bucket, group_key, value) VALUES ${placeholders(5, rows)}`;
 /**
  * Distinct values over every subject: one row per (group, value, UTC month) with a bit per day the
  * value was seen, so a month of a UNIQUE_COUNT reads one row per distinct value, not one per hour.
  * A day already set writes nothing, so the row's page stays clean.
  */
-export const uniqueDaysUpsert = (rows = 1) => `INSERT INTO rollup_uniques_days (tenant_id, meter_id, month, group_key, value, days) VALUES ${placeholders(6, rows)}
-  ON CONFLICT (tenant_id, meter_id, month, value, group_key) DO UPDATE SET days = days | excluded.days
+export const uniqueDaysUpsert = (rows = 1) => `INSERT INTO rollup_uniques_days (series, month, group_key, value, days) VALUES ${placeholders(5, rows)}
+  ON CONFLICT (series, month, value, group_key) DO UPDATE SET days = days | excluded.days
   WHERE days | excluded.days != days`;
 
 /**
@@ -219,6 +220,8 @@ export class RollupWriter {
   private readonly put: Record<'hour' | 'day' | 'total' | 'unique' | 'uniqueDays', BatchedInsert>;
   /** Prepared at the first flush with `known` (a writer may be made on a database that never folds). */
   private epoch: Database.Statement<[], number> | undefined;
+  /** A meter's series number (see series.ts), prepared at the first flush as `epoch` is. */
+  private seriesNumber: Database.Statement<[string, string], number | null> | undefined;
   /** Series ids of this commit: tenant -> meter -> index into `series`. */
   private seriesIds = new Map<string, Map<string, number>>();
   /** key: tenant NUL meter, as KnownUniques names a series. */
@@ -269,10 +272,17 @@ export class RollupWriter {
     }
   }
 
-  /** Writes everything added since the last flush (inside the caller's transaction). */
+  /**
+   * Writes everything added since the last flush (inside the caller's transaction). A series whose
+   * meter is gone writes nothing: a meter's deletion folds what is pending first and turns away
+   * appends made with the meters before it, so none is expected.
+   */
   flush(): void {
     const { put, series, known } = this;
     if (known) known.atEpoch((this.epoch ??= this.db.prepare<[], number>('SELECT rollups_epoch FROM fold_state WHERE id = 1').pluck()).get() ?? 0);
+    const seriesOf = (this.seriesNumber ??= this.db.prepare<[string, string], number | null>(`SELECT ${SERIES_OF_POSITIONAL}`).pluck());
+    // NULL: no such meter (the subquery's answer).
+    const numbers = series.map((s) => seriesOf.get(s.tenant, s.meter) ?? undefined);
     const days = new LevelRows<Row>();
     const totals = new LevelRows<Row>();
     // Coarser levels have one text column: their rows sit under (that column, '').
@@ -284,8 +294,9 @@ export class RollupWriter {
       else seconds.set('', row.rekeyed(subject, group));
     };
     this.hours.each((s, bucket, r) => {
-      const { tenant, meter } = series[s];
-      put.hour.values.push(tenant, meter, r.subject, bucket, r.group);
+      const n = numbers[s];
+      if (n === undefined) return;
+      put.hour.values.push(n, r.subject, bucket, r.group);
       r.pushAmounts(put.hour.values);
       put.hour.rowDone();
       into(days.at(s, dayOf(bucket)), r.subject, r, r.subject, '');
@@ -294,7 +305,7 @@ export class RollupWriter {
       if (r.uniques !== null) {
         for (const value of r.uniques.size === 1 ? r.uniques : [...r.uniques].sort()) {
           if (known?.hasUnique(series[s].key, bucket, r.subject, r.group, value)) continue;
-          put.unique.values.push(tenant, meter, r.subject, bucket, r.group, value);
+          put.unique.values.push(n, r.subject, bucket, r.group, value);
           put.unique.rowDone();
         }
       }
@@ -302,20 +313,20 @@ export class RollupWriter {
     put.hour.finish();
     put.unique.finish();
     days.each((s, day, r) => {
-      put.day.values.push(series[s].tenant, series[s].meter, r.subject, day);
+      put.day.values.push(numbers[s], r.subject, day);
       r.pushAmounts(put.day.values);
       put.day.rowDone();
     });
     put.day.finish();
     totals.each((s, bucket, r) => {
-      put.total.values.push(series[s].tenant, series[s].meter, bucket, r.group);
+      put.total.values.push(numbers[s], bucket, r.group);
       r.pushAmounts(put.total.values);
       put.total.rowDone();
     });
     put.total.finish();
     this.uniqueDays.each((s, month, u) => {
-      if (known?.hasDays(series[s].key, month, u.group, u.value, u.days)) return;
-      put.uniqueDays.values.push(series[s].tenant, series[s].meter, month, u.group, u.value, u.days);
+      if (numbers[s] === undefined || known?.hasDays(series[s].key, month, u.group, u.value, u.days)) return;
+      put.uniqueDays.values.push(numbers[s], month, u.group, u.value, u.days);
       put.uniqueDays.rowDone();
     });
     put.uniqueDays.finish();

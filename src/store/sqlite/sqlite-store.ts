@@ -12,6 +12,7 @@ import type { Customer } from '../../modules/customers/customers.types.js';
 import type { AppendStatus, EventCursor, EventFilter, StoredEvent } from '../../modules/events/events.types.js';
 import type { RollupDelta, RollupRow, UniqueRow } from '../../modules/usage/usage.types.js';
 import { PENDING_MIGRATION, sqliteMigrations } from './migrations.js';
+import { NEXT_SERIES, SERIES_OF_POSITIONAL } from './series.js';
 import { refuseNewerSchema } from '../migrations.js';
 import {
   apiKeyFromRow,
@@ -257,8 +258,8 @@ export class SqliteStore implements Store {
       .transaction((): 'created' | 'exists' => {
         const r = this.db
           .prepare(
-            `INSERT INTO meters (id, tenant_id, slug, event_type, aggregation, value_property, group_by, description, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, slug) DO NOTHING`,
+            `INSERT INTO meters (id, tenant_id, slug, event_type, aggregation, value_property, group_by, description, created_at, series)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ${NEXT_SERIES}) ON CONFLICT (tenant_id, slug) DO NOTHING`,
           )
           .run(meter.id, meter.tenantId, meter.slug, meter.eventType, meter.aggregation, meter.valueProperty, JSON.stringify(meter.groupBy), meter.description, meter.createdAt);
         if (r.changes === 0) return 'exists';
@@ -484,15 +485,15 @@ export class SqliteStore implements Store {
         .all(tenantId, meterId)
         .map((r) => ({ level, subject: r.subject, bucket: r.bucket, groupKey: r.group_key, partial: partialFromRow(r) }));
     return [
-      ...read('subject-day', `SELECT subject, bucket, '' AS group_key, ${amounts} FROM rollups_subject_day WHERE tenant_id = ? AND meter_id = ?`),
-      ...read('total-hour', `SELECT '' AS subject, bucket, group_key, ${amounts} FROM rollups_total WHERE tenant_id = ? AND meter_id = ?`),
+      ...read('subject-day', `SELECT subject, bucket, '' AS group_key, ${amounts} FROM rollups_subject_day WHERE series = ${SERIES_OF_POSITIONAL}`),
+      ...read('total-hour', `SELECT '' AS subject, bucket, group_key, ${amounts} FROM rollups_total WHERE series = ${SERIES_OF_POSITIONAL}`),
     ];
   }
 
   async readUniqueDays(tenantId: string, meterId: string) {
     await this.settle();
     return this.db
-      .prepare<[string, string], { group_key: string; value: string; month: number; days: number }>('SELECT group_key, value, month, days FROM rollup_uniques_days WHERE tenant_id = ? AND meter_id = ?')
+      .prepare<[string, string], { group_key: string; value: string; month: number; days: number }>(`SELECT group_key, value, month, days FROM rollup_uniques_days WHERE series = ${SERIES_OF_POSITIONAL}`)
       .all(tenantId, meterId)
       .map((r) => ({ groupKey: r.group_key, value: r.value, month: r.month, days: r.days }));
   }
@@ -542,7 +543,7 @@ export class SqliteStore implements Store {
   }
 
   private deleteRollups(tenantId: string, meterId: string) {
-    for (const table of ROLLUP_TABLES) this.db.prepare(`DELETE FROM ${table} WHERE tenant_id = ? AND meter_id = ?`).run(tenantId, meterId);
+    for (const table of ROLLUP_TABLES) this.db.prepare(`DELETE FROM ${table} WHERE series = ${SERIES_OF_POSITIONAL}`).run(tenantId, meterId);
     // Writers that remember stored distinct-value rows forget them (see known-uniques.ts).
     this.db.prepare('UPDATE fold_state SET rollups_epoch = rollups_epoch + 1 WHERE id = 1').run();
   }
@@ -585,7 +586,7 @@ function rollupQuery(table: string, columns: string, tenantId: string, scan: Rol
     params.push(JSON.stringify(scan.subjects));
   }
   return {
-    sql: `SELECT ${columns} FROM ${table} WHERE tenant_id = ? AND meter_id = ? AND bucket >= ? AND bucket < ? ${subjectClause}`,
+    sql: `SELECT ${columns} FROM ${table} WHERE series = ${SERIES_OF_POSITIONAL} AND bucket >= ? AND bucket < ? ${subjectClause}`,
     params,
   };
 }
