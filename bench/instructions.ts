@@ -24,7 +24,7 @@ const o = new Command('instructions')
   .option('--warmup <n>', 'unmeasured requests first (default: as many as measured)', positiveInt)
   .option('--concurrency <n>', 'requests in flight', positiveInt, 16)
   .option('--baseline', "also count the baseline server's instructions per request")
-  .option('--top <n>', 'list the functions that cost most (own instructions), per thread', positiveInt)
+  .option('--top <n>', 'list the functions that cost most (own instructions): request thread, writer, the other threads together', positiveInt)
   .parse()
   .opts<{ batch: number; requests?: number; warmup?: number; concurrency: number; baseline?: boolean; top?: number }>();
 
@@ -132,9 +132,13 @@ async function main() {
     const k = (n: number) => `${(n / events / 1000).toFixed(1)}k`;
     console.log(`${name}: ${k(total)} instructions per event: request thread ${k(main?.instructions ?? 0)}, writer ${writer ? k(writer.instructions) : '-'}, other threads ${k(others)} (${requests} requests of ${o.batch}, ${o.concurrency} in flight)`);
     if (o.top) {
-      for (const t of [main, writer].filter((x): x is ThreadCost => !!x)) {
-        console.log(`  ${t === main ? 'request thread' : 'writer'}, own instructions per event:`);
-        const top = [...ownCosts(t.file)].sort((a, b) => b[1] - a[1]).slice(0, o.top);
+      const groups: Array<[string, ThreadCost[]]> = [['request thread', main ? [main] : []], ['writer', writer ? [writer] : []], ['other threads', rest.filter((t) => t !== writer)]];
+      for (const [label, ts] of groups) {
+        if (ts.length === 0) continue;
+        console.log(`  ${label}, own instructions per event:`);
+        const merged = new Map<string, number>();
+        for (const t of ts) for (const [fn, c] of ownCosts(t.file)) merged.set(fn, (merged.get(fn) ?? 0) + c);
+        const top = [...merged].sort((a, b) => b[1] - a[1]).slice(0, o.top);
         for (const [fn, c] of top) console.log(`    ${k(c).padStart(8)}  ${fn.slice(0, 140)}`);
       }
     }
